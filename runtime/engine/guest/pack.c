@@ -1,0 +1,318 @@
+/* JS values -> msgpack, for the commands and console output of an execution.
+ *
+ * Commands are packed the moment the action records them, into a buffer the
+ * host reads after the call: there is no JSON text to build and re-parse, a
+ * long string is one memcpy, and the byte count the limits apply to is exact.
+ * Values convert the way JSON.stringify converts them, so a claim value
+ * means the same here as in the hosted product.
+ */
+#include "pack.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 64
+
+/* Class ids of boxed primitives (new Number(1) ...), learnt by tg_pack_init. */
+static JSClassID boxed_number, boxed_string, boxed_boolean;
+
+void tg_pack_init(JSContext *ctx)
+{
+    static const char *exprs[3] = {"new Number(0)", "new String('')", "new Boolean(false)"};
+    JSClassID *ids[3] = {&boxed_number, &boxed_string, &boxed_boolean};
+    for (int i = 0; i < 3; i++) {
+        JSValue v = JS_Eval(ctx, exprs[i], strlen(exprs[i]), "<init>", JS_EVAL_TYPE_GLOBAL);
+        *ids[i] = JS_GetClassID(v);
+        JS_FreeValue(ctx, v);
+    }
+}
+
+static uint8_t NIL = 0xc0;
+
+static int reserve(tg_buf_t *b, size_t extra)
+{
+    size_t need = (size_t)b->len + extra;
+    if (need > b->limit)
+        return TG_PACK_TOO_BIG;
+    if (need <= b->cap)
+        return TG_PACK_OK;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < need)
+        cap *= 2;
+    if (cap > b->limit)
+        cap = b->limit;
+    uint8_t *grown = realloc(b->data, cap);
+    if (!grown)
+        return TG_PACK_NO_MEMORY;
+    b->data = grown;
+    b->cap = (uint32_t)cap;
+    return TG_PACK_OK;
+}
+
+static int put(tg_buf_t *b, const void *p, size_t n)
+{
+    int r = reserve(b, n);
+    if (r)
+        return r;
+    memcpy(b->data + b->len, p, n);
+    b->len += (uint32_t)n;
+    return TG_PACK_OK;
+}
+
+static int put_header(tg_buf_t *b, uint8_t small_base, uint32_t small_max, uint8_t op16, uint32_t n)
+{
+    uint8_t h[5];
+    if (n <= small_max) {
+        h[0] = (uint8_t)(small_base | n);
+        return put(b, h, 1);
+    }
+    if (n <= 0xffff) {
+        h[0] = op16;
+        h[1] = (uint8_t)(n >> 8);
+        h[2] = (uint8_t)n;
+        return put(b, h, 3);
+    }
+    h[0] = (uint8_t)(op16 + 1);
+    h[1] = (uint8_t)(n >> 24);
+    h[2] = (uint8_t)(n >> 16);
+    h[3] = (uint8_t)(n >> 8);
+    h[4] = (uint8_t)n;
+    return put(b, h, 5);
+}
+
+int tg_pack_array_header(tg_buf_t *b, uint32_t n) { return put_header(b, 0x90, 15, 0xdc, n); }
+
+static int put_map_header(tg_buf_t *b, uint32_t n) { return put_header(b, 0x80, 15, 0xde, n); }
+
+int tg_pack_str(tg_buf_t *b, const char *s, size_t n)
+{
+    uint8_t h[5];
+    int r;
+    if (n <= 31) {
+        h[0] = (uint8_t)(0xa0 | n);
+        r = put(b, h, 1);
+    } else if (n <= 0xff) {
+        h[0] = 0xd9;
+        h[1] = (uint8_t)n;
+        r = put(b, h, 2);
+    } else if (n <= 0xffff) {
+        h[0] = 0xda;
+        h[1] = (uint8_t)(n >> 8);
+        h[2] = (uint8_t)n;
+        r = put(b, h, 3);
+    } else {
+        h[0] = 0xdb;
+        h[1] = (uint8_t)(n >> 24);
+        h[2] = (uint8_t)(n >> 16);
+        h[3] = (uint8_t)(n >> 8);
+        h[4] = (uint8_t)n;
+        r = put(b, h, 5);
+    }
+    return r ? r : put(b, s, n);
+}
+
+static int put_number(tg_buf_t *b, double d)
+{
+    uint8_t h[9];
+    if (!isfinite(d)) {
+        h[0] = 0xc0;
+        return put(b, h, 1);
+    }
+    if (d == (double)(int64_t)d && fabs(d) <= 9007199254740991.0 && !(d == 0 && signbit(d))) {
+        int64_t v = (int64_t)d;
+        if (v >= 0 && v <= 0x7f) {
+            h[0] = (uint8_t)v;
+            return put(b, h, 1);
+        }
+        if (v < 0 && v >= -32) {
+            h[0] = (uint8_t)(int8_t)v;
+            return put(b, h, 1);
+        }
+        h[0] = 0xd3;
+        for (int i = 0; i < 8; i++)
+            h[1 + i] = (uint8_t)((uint64_t)v >> (56 - 8 * i));
+        return put(b, h, 9);
+    }
+    uint64_t bits;
+    memcpy(&bits, &d, 8);
+    h[0] = 0xcb;
+    for (int i = 0; i < 8; i++)
+        h[1 + i] = (uint8_t)(bits >> (56 - 8 * i));
+    return put(b, h, 9);
+}
+
+static int put_js_string(JSContext *ctx, tg_buf_t *b, JSValueConst v)
+{
+    size_t n;
+    const char *s = JS_ToCStringLen(ctx, &n, v);
+    if (!s)
+        return TG_PACK_EXCEPTION;
+    int r = tg_pack_str(b, s, n);
+    JS_FreeCString(ctx, s);
+    return r;
+}
+
+/* What JSON.stringify leaves out of an object (and writes as null in an array). */
+static int is_skipped(JSContext *ctx, JSValueConst v)
+{
+    return JS_IsUndefined(v) || JS_IsSymbol(v) || JS_IsFunction(ctx, v);
+}
+
+static int pack_value(JSContext *ctx, tg_buf_t *b, JSValueConst v, int depth);
+
+static int pack_array(JSContext *ctx, tg_buf_t *b, JSValueConst v, int depth)
+{
+    int64_t len;
+    if (JS_GetLength(ctx, v, &len))
+        return TG_PACK_EXCEPTION;
+    if (len > 0xffffffffLL) {
+        JS_ThrowRangeError(ctx, "array too long to record");
+        return TG_PACK_EXCEPTION;
+    }
+    int r = tg_pack_array_header(b, (uint32_t)len);
+    for (int64_t i = 0; !r && i < len; i++) {
+        JSValue e = JS_GetPropertyInt64(ctx, v, i);
+        if (JS_IsException(e))
+            return TG_PACK_EXCEPTION;
+        if (is_skipped(ctx, e)) {
+            uint8_t nil = 0xc0;
+            r = put(b, &nil, 1);
+        } else {
+            r = pack_value(ctx, b, e, depth + 1);
+        }
+        JS_FreeValue(ctx, e);
+    }
+    return r;
+}
+
+static int pack_object(JSContext *ctx, tg_buf_t *b, JSValueConst v, int depth)
+{
+    JSPropertyEnum *props;
+    uint32_t n;
+    if (JS_GetOwnPropertyNames(ctx, &props, &n, v, JS_GPN_STRING_MASK | JS_GPN_ENUM_ONLY))
+        return TG_PACK_EXCEPTION;
+    JSValue *values = n ? js_malloc(ctx, sizeof(JSValue) * n) : NULL;
+    int r = (n && !values) ? TG_PACK_EXCEPTION : TG_PACK_OK;
+    uint32_t fetched = 0, kept = 0;
+    for (; !r && fetched < n; fetched++) {
+        values[fetched] = JS_GetProperty(ctx, v, props[fetched].atom);
+        if (JS_IsException(values[fetched]))
+            r = TG_PACK_EXCEPTION;
+        else if (!is_skipped(ctx, values[fetched]))
+            kept++;
+    }
+    if (!r)
+        r = put_map_header(b, kept);
+    for (uint32_t i = 0; !r && i < fetched; i++) {
+        if (is_skipped(ctx, values[i]))
+            continue;
+        JSValue key = JS_AtomToString(ctx, props[i].atom);
+        if (JS_IsException(key)) {
+            r = TG_PACK_EXCEPTION;
+            break;
+        }
+        r = put_js_string(ctx, b, key);
+        JS_FreeValue(ctx, key);
+        if (!r)
+            r = pack_value(ctx, b, values[i], depth + 1);
+    }
+    for (uint32_t i = 0; i < fetched; i++)
+        JS_FreeValue(ctx, values[i]);
+    if (values)
+        js_free(ctx, values);
+    JS_FreePropertyEnum(ctx, props, n);
+    return r;
+}
+
+static int pack_value(JSContext *ctx, tg_buf_t *b, JSValueConst v, int depth)
+{
+    if (depth > MAX_DEPTH) {
+        JS_ThrowTypeError(ctx, "the value is nested too deeply (or circular) to record");
+        return TG_PACK_EXCEPTION;
+    }
+    uint8_t h;
+    switch (JS_VALUE_GET_NORM_TAG(v)) {
+    case JS_TAG_INT:
+        return put_number(b, JS_VALUE_GET_INT(v));
+    case JS_TAG_FLOAT64:
+        return put_number(b, JS_VALUE_GET_FLOAT64(v));
+    case JS_TAG_BOOL:
+        h = JS_VALUE_GET_BOOL(v) ? 0xc3 : 0xc2;
+        return put(b, &h, 1);
+    case JS_TAG_NULL:
+    case JS_TAG_UNDEFINED:
+        h = 0xc0;
+        return put(b, &h, 1);
+    case JS_TAG_STRING:
+    case JS_TAG_STRING_ROPE: /* a concatenation not yet flattened */
+        return put_js_string(ctx, b, v);
+    case JS_TAG_BIG_INT:
+    case JS_TAG_SHORT_BIG_INT:
+        JS_ThrowTypeError(ctx, "Do not know how to serialize a BigInt");
+        return TG_PACK_EXCEPTION;
+    case JS_TAG_OBJECT:
+        break;
+    default:
+        h = 0xc0;
+        return put(b, &h, 1);
+    }
+    if (JS_IsFunction(ctx, v)) {
+        h = 0xc0;
+        return put(b, &h, 1);
+    }
+    JSValue to_json = JS_GetPropertyStr(ctx, v, "toJSON");
+    if (JS_IsException(to_json))
+        return TG_PACK_EXCEPTION;
+    if (JS_IsFunction(ctx, to_json)) {
+        JSValue converted = JS_Call(ctx, to_json, v, 0, NULL);
+        JS_FreeValue(ctx, to_json);
+        if (JS_IsException(converted))
+            return TG_PACK_EXCEPTION;
+        int r = is_skipped(ctx, converted) ? put(b, &NIL, 1) : pack_value(ctx, b, converted, depth + 1);
+        JS_FreeValue(ctx, converted);
+        return r;
+    }
+    JS_FreeValue(ctx, to_json);
+    /* Boxed primitives serialise as their value, as in JSON. */
+    JSClassID cls = JS_GetClassID(v);
+    if (cls == boxed_number) {
+        double d;
+        if (JS_ToFloat64(ctx, &d, v))
+            return TG_PACK_EXCEPTION;
+        return put_number(b, d);
+    }
+    if (cls == boxed_boolean) {
+        JSValue value_of = JS_GetPropertyStr(ctx, v, "valueOf");
+        if (JS_IsException(value_of))
+            return TG_PACK_EXCEPTION;
+        JSValue prim = JS_Call(ctx, value_of, v, 0, NULL);
+        JS_FreeValue(ctx, value_of);
+        if (JS_IsException(prim))
+            return TG_PACK_EXCEPTION;
+        h = JS_ToBool(ctx, prim) > 0 ? 0xc3 : 0xc2;
+        JS_FreeValue(ctx, prim);
+        return put(b, &h, 1);
+    }
+    if (cls == boxed_string) {
+        JSValue str = JS_ToString(ctx, v);
+        if (JS_IsException(str))
+            return TG_PACK_EXCEPTION;
+        int r = put_js_string(ctx, b, str);
+        JS_FreeValue(ctx, str);
+        return r;
+    }
+    int is_array = JS_IsArray(v);
+    if (is_array < 0)
+        return TG_PACK_EXCEPTION;
+    return is_array ? pack_array(ctx, b, v, depth) : pack_object(ctx, b, v, depth);
+}
+
+int tg_pack(JSContext *ctx, tg_buf_t *b, JSValueConst v)
+{
+    uint32_t mark = b->len;
+    int r = is_skipped(ctx, v) ? put(b, &NIL, 1) : pack_value(ctx, b, v, 0);
+    if (r)
+        b->len = mark; /* nothing half-written stays */
+    return r;
+}

@@ -1,0 +1,98 @@
+"""Execution limits: one definition, used by the sandbox, the API, the CLI and the store.
+
+Every limit applies to one execution (one handler call in one fresh sandbox).
+Names carry their units. Operators set per-tenant values between 1 and the
+platform maximum; tenants see the values in force in every result's stats.
+
+========================  ===============  ================  ===========================================
+limit                     default          platform maximum  what happens when it is hit
+========================  ===============  ================  ===========================================
+``fuel``                  1,000,000,000    50,000,000,000    ``action_timeout`` (WebAssembly instructions)
+``wall_ms``               5,000            20,000            ``action_timeout`` (wall clock)
+``memory_bytes``          32 MiB           256 MiB           ``action_memory`` (the sandbox's memory)
+``stack_bytes``           160 KiB          192 KiB           ``RangeError`` in the action, catchable
+``output_bytes``          256 KiB          4 MiB             ``action_limit`` (recorded commands)
+``log_bytes``             256 KiB          4 MiB             ``action_limit`` (console output)
+``max_commands``          1,000            10,000            ``action_limit``
+``max_host_calls``        32               1,000             ``action_limit``
+========================  ===============  ================  ===========================================
+
+Fuel is a deterministic budget: the same action with the same event uses
+the same fuel on every machine. On the machines this was measured on, a
+billion instructions is about 70 ms of pure computation; the login actions
+we ship use under a million. The wall clock bounds everything else.
+
+The stack is the one limit an action can observe and recover from, as in
+Node: deep recursion raises ``RangeError: Maximum call stack size exceeded``.
+Its maximum is bounded by the engine's fixed 256 KiB shadow stack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["PLATFORM_MAXIMUMS", "KiB", "Limits", "LimitsError", "MiB"]
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+class LimitsError(ValueError):
+    """A limit is unknown, not a whole number, or outside 1..platform maximum."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Limits:
+    """The limits of one execution. Immutable; :meth:`replace` derives new ones."""
+
+    fuel: int = 1_000_000_000
+    wall_ms: int = 5_000
+    memory_bytes: int = 32 * MiB
+    stack_bytes: int = 160 * KiB
+    output_bytes: int = 256 * KiB
+    log_bytes: int = 256 * KiB
+    max_commands: int = 1_000
+    max_host_calls: int = 32
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise LimitsError(f"{field.name} must be a whole number, not {value!r}")
+            if value < 1:
+                raise LimitsError(f"{field.name} must be at least 1")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def replace(self, **changes: Any) -> Limits:
+        """These limits with some values changed; unknown names are refused."""
+        unknown = set(changes) - set(self.names())
+        if unknown:
+            raise LimitsError(f"unknown limit: {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def within(self, maximums: Limits) -> Limits:
+        """Check every value against `maximums`; returns self."""
+        for name in self.names():
+            if getattr(self, name) > getattr(maximums, name):
+                raise LimitsError(f"{name} may be at most {getattr(maximums, name):,}")
+        return self
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.names()}
+
+
+PLATFORM_MAXIMUMS = Limits(
+    fuel=50_000_000_000,
+    wall_ms=20_000,
+    memory_bytes=256 * MiB,
+    stack_bytes=192 * KiB,
+    output_bytes=4 * MiB,
+    log_bytes=4 * MiB,
+    max_commands=10_000,
+    max_host_calls=1_000,
+)

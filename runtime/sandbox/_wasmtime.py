@@ -1,0 +1,417 @@
+"""Everything that touches wasmtime; no other module imports it.
+
+Lifecycle, by how often each part runs:
+
+- once per process: :class:`WasmEngine` - the engine (fuel and epoch
+  interruption on, the pooling allocator), the epoch ticker thread, the
+  compiled engine module (deserialised from the on-disk cache, compiled and
+  cached on a miss), the linker with the host function, the pre-instance.
+- once per execution: :meth:`WasmEngine.instance` - a fresh store with the
+  execution's limits and an instance from the pool, whose memory starts as
+  the engine snapshot (copy-on-write). One call into it, then it is dropped
+  and its memory slot is reset before any reuse.
+
+The hot path uses wasmtime's C API directly (``wasmtime._ffi``: unchecked
+calls, a host function defined once, raw memory access), which is why the
+wasmtime version is pinned exactly. Raw memory access has no bounds check of
+its own: :meth:`Instance.read` and :meth:`Instance.write` check every range
+against the memory's current size first.
+
+wasmtime objects are not thread-safe: a store and its instance belong to the
+thread that made them. Instances run one at a time per thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.metadata
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import wasmtime
+from wasmtime import _bindings as raw
+from wasmtime import _ffi as ffi
+
+__all__ = [
+    "WASMTIME_VERSION",
+    "GuestTrap",
+    "HostCall",
+    "Instance",
+    "WasmEngine",
+    "WasmFailure",
+    "pre_initialise",
+]
+
+log = logging.getLogger(__name__)
+
+WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+
+TRAP_STACK_OVERFLOW = wasmtime.TrapCode.STACK_OVERFLOW.value
+TRAP_MEMORY_OUT_OF_BOUNDS = wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS.value
+TRAP_UNREACHABLE = wasmtime.TrapCode.UNREACHABLE.value
+TRAP_INTERRUPT = wasmtime.TrapCode.INTERRUPT.value
+TRAP_OUT_OF_FUEL = wasmtime.TrapCode.OUT_OF_FUEL.value
+
+
+class WasmFailure(Exception):
+    """wasmtime refused an operation (not a trap in guest code)."""
+
+
+class GuestTrap(Exception):
+    """The guest trapped; `code` is a wasmtime trap code, or None."""
+
+    def __init__(self, code: int | None, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# host_call(instance, a, b, c, d) -> i32: the guest's one import.
+HostCall = Callable[["Instance", int, int, int, int], int]
+
+
+def _error_message(error: ctypes._Pointer) -> str:  # type: ignore[type-arg]
+    msg = ffi.wasm_byte_vec_t()
+    ffi.wasmtime_error_message(error, ctypes.byref(msg))
+    text = ctypes.string_at(msg.data, msg.size).decode("utf-8", "replace")
+    ffi.wasm_byte_vec_delete(ctypes.byref(msg))
+    ffi.wasmtime_error_delete(error)
+    return text
+
+
+def _trap(trap: ctypes._Pointer) -> GuestTrap:  # type: ignore[type-arg]
+    code = ffi.wasmtime_trap_code_t()
+    has_code = ffi.wasmtime_trap_code(trap, ctypes.byref(code))
+    msg = ffi.wasm_byte_vec_t()
+    ffi.wasm_trap_message(trap, ctypes.byref(msg))
+    text = ctypes.string_at(msg.data, max(0, msg.size - 1)).decode("utf-8", "replace")
+    ffi.wasm_byte_vec_delete(ctypes.byref(msg))
+    ffi.wasm_trap_delete(trap)
+    return GuestTrap(int(code.value) if has_code else None, text)
+
+
+_local = threading.local()
+
+
+@ffi.wasmtime_func_unchecked_callback_t  # type: ignore[untyped-decorator]
+def _host_trampoline(env: int, caller: object, args: ctypes._Pointer, nargs: int) -> int:  # type: ignore[type-arg]
+    """The guest's host_call import, defined once per process."""
+    instance: Instance | None = getattr(_local, "instance", None)
+    result = -1
+    if instance is not None and instance.host_call is not None and nargs >= 4:
+        try:
+            result = instance.host_call(
+                instance,
+                args[0].i32 & 0xFFFFFFFF,
+                args[1].i32 & 0xFFFFFFFF,
+                args[2].i32 & 0xFFFFFFFF,
+                args[3].i32 & 0xFFFFFFFF,
+            )
+        except Exception:  # a failing host call is a refusal, never a crash
+            log.exception("host call failed")
+            result = -1
+    args[0].i32 = result
+    return 0
+
+
+_HOST_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolSettings:
+    """The pooling allocator: memory slots reused across executions."""
+
+    slots: int = 16
+    max_memory_bytes: int = 256 * 1024 * 1024
+    keep_resident_bytes: int = 0
+
+
+class WasmEngine:
+    """The process-wide engine for one engine module. Create once per process."""
+
+    TICK_MS = 5
+
+    def __init__(
+        self,
+        module_bytes: bytes,
+        *,
+        cache_dir: Path | None,
+        pool: PoolSettings,
+        max_wasm_stack_bytes: int = 1024 * 1024,
+    ) -> None:
+        config = wasmtime.Config()
+        config.consume_fuel = True
+        config.epoch_interruption = True
+        config.max_wasm_stack = max_wasm_stack_bytes
+        config.cranelift_opt_level = "speed"
+        config.memory_init_cow = True
+        pooling = ffi.wasmtime_pooling_allocation_config_new()
+        try:
+            ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pooling, pool.slots)
+            ffi.wasmtime_pooling_allocation_config_total_memories_set(pooling, pool.slots)
+            ffi.wasmtime_pooling_allocation_config_total_tables_set(pooling, pool.slots)
+            ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pooling, pool.max_memory_bytes)
+            ffi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pooling, pool.keep_resident_bytes)
+            ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pooling)
+        finally:
+            ffi.wasmtime_pooling_allocation_config_delete(pooling)
+        self._engine = wasmtime.Engine(config)
+        self._engine_ptr = self._engine.ptr()
+        self.module = self._load_module(module_bytes, cache_dir)
+
+        self._linker = wasmtime.Linker(self._engine)
+        functype = wasmtime.FuncType([wasmtime.ValType.i32()] * 4, [wasmtime.ValType.i32()])
+        error = ffi.wasmtime_linker_define_func_unchecked(
+            self._linker.ptr(),
+            b"tollgate",
+            len(b"tollgate"),
+            b"host_call",
+            len(b"host_call"),
+            functype.ptr(),
+            _host_trampoline,
+            None,
+            _HOST_FINALIZER,
+        )
+        if error:
+            raise WasmFailure(_error_message(error))
+        pre = ctypes.POINTER(ffi.wasmtime_instance_pre_t)()
+        error = ffi.wasmtime_linker_instantiate_pre(self._linker.ptr(), self.module.ptr(), ctypes.byref(pre))
+        if error:
+            raise WasmFailure(_error_message(error))
+        self._pre = pre
+
+        self._closed = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="tollgate-epoch", daemon=True)
+        self._ticker.start()
+
+    def _load_module(self, module_bytes: bytes, cache_dir: Path | None) -> wasmtime.Module:
+        """Deserialise the compiled module from the cache, or compile and cache it."""
+        if cache_dir is None:
+            return wasmtime.Module(self._engine, module_bytes)
+        digest = hashlib.sha256(module_bytes).hexdigest()[:32]
+        path = cache_dir / f"engine-{digest}-wasmtime-{WASMTIME_VERSION}.cwasm"
+        if path.exists():
+            try:
+                return wasmtime.Module.deserialize_file(self._engine, str(path))
+            except wasmtime.WasmtimeError:
+                log.warning("the cached compiled engine at %s does not fit this engine; compiling again", path)
+        started = time.perf_counter()
+        module = wasmtime.Module(self._engine, module_bytes)
+        log.info("compiled the engine module in %.1f s", time.perf_counter() - started)
+        cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(module.serialize())
+        os.replace(tmp, path)
+        return module
+
+    def _tick(self) -> None:
+        while not self._closed.wait(self.TICK_MS / 1000):
+            ffi.wasmtime_engine_increment_epoch(self._engine_ptr)
+
+    def close(self) -> None:
+        """Stop the ticker and release the engine. Idempotent."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._ticker.join()
+        ffi.wasmtime_instance_pre_delete(self._pre)
+        self._linker.close()
+        self.module.close()
+        self._engine.close()
+
+    def __enter__(self) -> WasmEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def instance(
+        self,
+        *,
+        fuel: int,
+        wall_ms: int,
+        memory_bytes: int,
+        host_call: HostCall | None = None,
+    ) -> Instance:
+        """A fresh instance with these limits; use it in a ``with`` block, which drops it."""
+        if self._closed.is_set():
+            raise WasmFailure("the engine is closed")
+        return Instance(self, fuel=fuel, wall_ms=wall_ms, memory_bytes=memory_bytes, host_call=host_call)
+
+
+_MEMORY = b"memory"
+
+# The C functions of the hot path, called without wasmtime-py's wrappers.
+_store_new = raw._wasmtime_store_new
+_store_delete = raw._wasmtime_store_delete
+_store_context = raw._wasmtime_store_context
+_store_limiter = raw._wasmtime_store_limiter
+_set_fuel = raw._wasmtime_context_set_fuel
+_get_fuel = raw._wasmtime_context_get_fuel
+_set_epoch_deadline = raw._wasmtime_context_set_epoch_deadline
+_pre_instantiate = raw._wasmtime_instance_pre_instantiate
+_export_get = raw._wasmtime_instance_export_get
+_call_unchecked = raw._wasmtime_func_call_unchecked
+_memory_data = raw._wasmtime_memory_data
+_memory_data_size = raw._wasmtime_memory_data_size
+_byref = ctypes.byref
+_memmove = ctypes.memmove
+_string_at = ctypes.string_at
+_TrapPtr = ctypes.POINTER(ffi.wasm_trap_t)
+_Extern = ffi.wasmtime_extern_t
+_InstanceT = ffi.wasmtime_instance_t
+_Args = ffi.wasmtime_val_raw_t * 4
+
+
+class Instance:
+    """One store and one instance: made for one execution, then dropped.
+
+    Memory reads and writes go through the linear memory's base pointer and
+    size, fetched again after every call (a call may grow the memory).
+    """
+
+    __slots__ = ("_args", "_base", "_ctx", "_fuel", "_instance", "_memory", "_size", "_store", "host_call")
+
+    def __init__(
+        self, engine: WasmEngine, *, fuel: int, wall_ms: int, memory_bytes: int, host_call: HostCall | None
+    ) -> None:
+        self.host_call = host_call
+        self._fuel = fuel
+        self._store = _store_new(engine._engine_ptr, None, _HOST_FINALIZER)
+        ctx = self._ctx = _store_context(self._store)
+        _store_limiter(self._store, memory_bytes, -1, 1, -1, 1)
+        error = _set_fuel(ctx, fuel)
+        if error:
+            self.close()
+            raise WasmFailure(_error_message(error))
+        _set_epoch_deadline(ctx, -(-wall_ms // WasmEngine.TICK_MS) + 1)
+        instance = self._instance = _InstanceT()
+        trap = _TrapPtr()
+        error = _pre_instantiate(engine._pre, ctx, _byref(instance), _byref(trap))
+        if error:
+            self.close()
+            raise WasmFailure(_error_message(error))
+        if trap:
+            self.close()
+            raise _trap(trap)
+        item = _Extern()
+        if not _export_get(ctx, _byref(instance), _MEMORY, len(_MEMORY), _byref(item)):
+            self.close()
+            raise WasmFailure("the engine module exports no memory")
+        self._memory = item.of.memory
+        self._args = _Args()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        mem = _byref(self._memory)
+        self._base = ctypes.cast(_memory_data(self._ctx, mem), ctypes.c_void_p).value or 0
+        self._size = int(_memory_data_size(self._ctx, mem))
+
+    def close(self) -> None:
+        """Drop the store and its instance. Idempotent."""
+        if self._store is not None:
+            _store_delete(self._store)
+            self._store = None
+
+    def __enter__(self) -> Instance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def memory_size(self) -> int:
+        return self._size
+
+    def read(self, address: int, length: int) -> bytes:
+        """`length` bytes at `address`, after checking the range is inside the memory."""
+        if address < 0 or length < 0 or address + length > self._size:
+            raise GuestTrap(TRAP_MEMORY_OUT_OF_BOUNDS, "the guest pointed outside its memory")
+        return _string_at(self._base + address, length)
+
+    def write(self, address: int, data: bytes) -> None:
+        """Copy `data` to `address`, after checking the range is inside the memory."""
+        if address < 0 or address + len(data) > self._size:
+            raise GuestTrap(TRAP_MEMORY_OUT_OF_BOUNDS, "the input does not fit the guest's memory")
+        _memmove(self._base + address, data, len(data))
+
+    def call(self, name: bytes, arg: int | None = None) -> int:
+        """Call the export `name` with one i32 argument (or none); its i32 result."""
+        item = _Extern()
+        if not _export_get(self._ctx, _byref(self._instance), name, len(name), _byref(item)):
+            raise WasmFailure(f"the engine module has no export {name.decode()!r}")
+        args = self._args
+        if arg is not None:
+            args[0].i32 = arg
+        trap = _TrapPtr()
+        _local.instance = self
+        try:
+            error = _call_unchecked(self._ctx, _byref(item.of.func), args, 4, _byref(trap))
+        finally:
+            _local.instance = None
+            self._refresh()
+        if error:
+            raise WasmFailure(_error_message(error))
+        if trap:
+            raise _trap(trap)
+        return args[0].i32 & 0xFFFFFFFF
+
+    def fuel_used(self) -> int:
+        left = ctypes.c_uint64()
+        error = _get_fuel(self._ctx, _byref(left))
+        if error:
+            raise WasmFailure(_error_message(error))
+        return self._fuel - left.value
+
+
+def pre_initialise(
+    module_bytes: bytes, init_export: str, init_input: bytes, global_exports: list[str]
+) -> tuple[bytes, int, dict[str, int | float]]:
+    """Run a module's start-up once, for the engine build.
+
+    Instantiates `module_bytes` (whose host import refuses every call), runs
+    ``_initialize``, writes `init_input` to the buffer ``tg_reserve`` gives
+    and calls `init_export` with its length. Returns the whole linear memory
+    afterwards, the call's result and the values of `global_exports`.
+    """
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    try:
+        module = wasmtime.Module(engine, module_bytes)
+        linker = wasmtime.Linker(engine)
+        i32 = wasmtime.ValType.i32()
+        linker.define_func("tollgate", "host_call", wasmtime.FuncType([i32] * 4, [i32]), lambda *_: -1)
+        instance = linker.instantiate(store, module)
+        exports = instance.exports(store)
+
+        def export(name: str) -> wasmtime.Func:
+            item = exports[name]
+            if not isinstance(item, wasmtime.Func):
+                raise WasmFailure(f"{name} is not a function")
+            return item
+
+        memory = exports["memory"]
+        if not isinstance(memory, wasmtime.Memory):
+            raise WasmFailure("the module exports no memory")
+        export("_initialize")(store)
+        address = export("tg_reserve")(store, len(init_input))
+        memory.write(store, init_input, address)
+        result = export(init_export)(store, len(init_input))
+        image = memory.read(store, 0, memory.data_len(store))
+        values: dict[str, int | float] = {}
+        for name in global_exports:
+            item = exports[name]
+            if not isinstance(item, wasmtime.Global):
+                raise WasmFailure(f"{name} is not a global")
+            value = item.value(store)
+            if not isinstance(value, int | float):
+                raise WasmFailure(f"global {name} is not a number")
+            values[name] = value
+        return bytes(image), int(result), values
+    finally:
+        store.close()
+        engine.close()

@@ -1,0 +1,222 @@
+"""Run one handler of a compiled action, once, in a fresh sandbox.
+
+Once per execution: a fresh store and instance from the engine snapshot,
+the action's bytecode loaded, ``Math.random`` reseeded from the host's
+CSPRNG, the clock read once, the handler called with the event, the job
+queue and virtual timers drained, one result returned, the instance
+dropped. Nothing an execution does is visible to the next one.
+"""
+
+from __future__ import annotations
+
+import secrets as secrets_module
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from runtime.limits import Limits
+from runtime.sandbox import _protocol as proto
+from runtime.sandbox._engine import HostFunction, engine, guest_call
+from runtime.sandbox.compiler import CompiledAction, compile_action
+from runtime.sandbox.errors import ActionError, SandboxError
+from runtime.triggers import host_functions as trigger_host_functions
+
+__all__ = ["ExecutionResult", "Stats", "Trace", "execute"]
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """What one execution used."""
+
+    fuel_used: int
+    memory_peak_bytes: int
+    heap_peak_bytes: int
+    duration_us: int
+    host_calls: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "fuel_used": self.fuel_used,
+            "memory_peak_bytes": self.memory_peak_bytes,
+            "heap_peak_bytes": self.heap_peak_bytes,
+            "duration_us": self.duration_us,
+            "host_calls": self.host_calls,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """Everything outside the action that shaped an execution, for replay.
+
+    Host call answers are recorded, their requests are not: a request can
+    hold a secret.
+    """
+
+    seed: str
+    now_ms: float
+    host_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "now_ms": self.now_ms, "host_calls": self.host_calls}
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    """One execution's outcome: ``status`` is "completed" or "failed"."""
+
+    status: str
+    commands: list[dict[str, Any]]
+    logs: list[dict[str, str]]
+    error: SandboxError | None
+    stats: Stats
+    limits: Limits
+    trace: Trace
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as the runner and the API show it."""
+        return {
+            "status": self.status,
+            "commands": self.commands,
+            "logs": self.logs,
+            "error": None if self.error is None else self.error.to_dict(),
+            "stats": {**self.stats.as_dict(), "limits": self.limits.as_dict()},
+        }
+
+
+class _Recompiled:
+    """Bytecode belongs to one engine build; recompile older actions, once each."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[str, str], CompiledAction] = OrderedDict()
+
+    def current(self, action: CompiledAction) -> CompiledAction:
+        build_id = engine().build_id
+        if action.build_id == build_id:
+            return action
+        key = (action.source_sha256, action.trigger)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and cached.build_id == build_id:
+                self._cache.move_to_end(key)
+                return cached
+        fresh = compile_action(action.source, trigger=action.trigger)
+        with self._lock:
+            self._cache[key] = fresh
+            while len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return fresh
+
+
+_recompiled = _Recompiled()
+
+
+def _replayer(recorded: Sequence[Mapping[str, Any]]) -> dict[str, HostFunction]:
+    """Host functions that answer with the recorded answers, in order."""
+    queue = list(recorded)
+    ops = {str(entry.get("op")) for entry in queue}
+
+    def make(op: str) -> HostFunction:
+        def answer(_request: dict[str, Any]) -> dict[str, Any]:
+            if not queue or queue[0].get("op") != op:
+                return {"error": "the action made a platform call that the recorded execution did not make"}
+            response = queue.pop(0).get("response")
+            return response if isinstance(response, dict) else {}
+
+        return answer
+
+    return {op: make(op) for op in ops}
+
+
+def execute(
+    action: CompiledAction,
+    handler: str,
+    event: Mapping[str, Any],
+    *,
+    secrets: Mapping[str, str] | None = None,
+    limits: Limits | None = None,
+    cache: Mapping[str, Mapping[str, Any]] | None = None,
+    host_functions: Mapping[str, HostFunction] | None = None,
+    seed: bytes | None = None,
+    now_ms: float | None = None,
+    replay_host_calls: Sequence[Mapping[str, Any]] | None = None,
+) -> ExecutionResult:
+    """Run `handler` of `action` with `event`; never raises for what the action does.
+
+    `secrets` become ``event.secrets``. `cache` is the tenant's live cache
+    entries for the trigger (``{key: {"value", "expires_at"}}``). `seed`,
+    `now_ms` and `replay_host_calls` are for replay; by default the seed
+    comes from the CSPRNG and the clock from the system.
+    A :class:`PlatformError` is raised only when the platform itself fails.
+    """
+    limits = limits or DEFAULT_LIMITS
+    if host_functions is None:
+        host_functions = trigger_host_functions(action.trigger)
+    if replay_host_calls is not None:
+        host_functions = _replayer(replay_host_calls)
+    seed = seed if seed is not None else secrets_module.token_bytes(32)
+    if len(seed) != 32:
+        raise ValueError("the seed must be 32 bytes")
+    now_ms = float(now_ms if now_ms is not None else time.time() * 1000)
+    action = _recompiled.current(action)
+
+    full_event = dict(event)
+    full_event["secrets"] = dict(secrets) if secrets is not None else dict(event.get("secrets") or {})
+    try:
+        request = msgpack.packb(
+            {"trigger": action.trigger, "handler": handler, "event": full_event, "cache": dict(cache or {})}
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the event is not JSON-like data: {exc}") from None
+
+    call = guest_call(
+        b"tg_run",
+        proto.MAGIC_RUN,
+        action.bytecode,
+        request,
+        limits,
+        seed=seed,
+        now_ms=now_ms,
+        host_functions=host_functions,
+    )
+    stats = Stats(
+        fuel_used=call.fuel_used,
+        memory_peak_bytes=call.memory_bytes,
+        heap_peak_bytes=call.status.heap_peak_bytes,
+        duration_us=call.duration_us,
+        host_calls=call.status.host_calls,
+    )
+    trace = Trace(seed=seed.hex(), now_ms=now_ms, host_calls=call.host_calls)
+    error: SandboxError | None = call.stopped
+    commands: list[dict[str, Any]] = []
+    logs: list[dict[str, str]] = []
+    try:
+        logs = proto.parse_logs(call.logs, call.status.log_count, limits)
+        if error is None:
+            outcome = proto.parse_outcome(call.output)
+            error = outcome.error
+            if error is None:
+                commands = proto.parse_commands(call.commands, call.status.cmd_count, limits)
+    except ActionError as exc:
+        error = exc
+    return ExecutionResult(
+        status="completed" if error is None else "failed",
+        commands=commands,
+        logs=logs,
+        error=error,
+        stats=stats,
+        limits=limits,
+        trace=trace,
+    )

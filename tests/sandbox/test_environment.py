@@ -1,0 +1,214 @@
+"""The JavaScript environment inside the sandbox behaves like Node's where actions rely on it."""
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import uuid
+
+import pytest
+
+from tests.helpers import logged, run
+from tests.sandbox.node_reference import NODE_FORMAT, NODE_URLS
+
+
+def single_log(body: str, **kwargs: object) -> str:
+    result = run(body, **kwargs)  # type: ignore[arg-type]
+    assert result.ok, result.error
+    assert len(result.logs) == 1, result.logs
+    return result.logs[0]["message"]
+
+
+@pytest.mark.parametrize(("args", "expected"), NODE_FORMAT, ids=[a for a, _ in NODE_FORMAT])
+def test_console_formats_values_like_node(args: str, expected: str) -> None:
+    """console.log(...args) prints what Node's util.format prints."""
+    assert single_log(f"console.log({args});") == expected
+
+
+def test_console_levels_are_kept() -> None:
+    """info, warn, error and debug keep their level; dir and assert log through too."""
+    result = run(
+        "console.info('i'); console.warn('w'); console.error('e'); console.debug('d'); console.assert(false, 'a')"
+    )
+    assert [(e["level"], e["message"]) for e in result.logs] == [
+        ("info", "i"),
+        ("warn", "w"),
+        ("error", "e"),
+        ("debug", "d"),
+        ("error", "Assertion failed: a"),
+    ]
+
+
+@pytest.mark.parametrize(("url", "base", "expected"), NODE_URLS, ids=[u for u, _, _ in NODE_URLS])
+def test_url_parses_like_node(url: str, base: str | None, expected: object) -> None:
+    """new URL(url, base): href, host, pathname, search, hash and origin as Node gives them."""
+    args = json.dumps(url) + (f", {json.dumps(base)}" if base else "")
+    body = (
+        f"let out; try {{ const x = new URL({args}); out = [x.href, x.host, x.pathname, x.search, x.hash, x.origin] }}"
+        " catch (e) { out = e instanceof TypeError && e.code === 'ERR_INVALID_URL' ? 'ERR' : String(e) }"
+        " console.log(JSON.stringify(out));"
+    )
+    assert json.loads(single_log(body)) == expected
+
+
+def test_url_search_params_follow_the_standard() -> None:
+    """URLSearchParams parses, edits and serialises as application/x-www-form-urlencoded."""
+    out = single_log(
+        "const p = new URLSearchParams('?a=1&b=two+words&a=3&c=%E2%9C%93');"
+        "p.append('d', 'x y&z'); p.set('a', 'one'); p.delete('b');"
+        "const u = new URL('https://e.example/p?q=1'); u.searchParams.set('r', 's t');"
+        "console.log(JSON.stringify([p.toString(), p.get('c'), p.getAll('a'), [...p.keys()], u.href, p.size]));"
+    )
+    assert json.loads(out) == [
+        "a=one&c=%E2%9C%93&d=x+y%26z",
+        "✓",
+        ["one"],
+        ["a", "c", "d"],
+        "https://e.example/p?q=1&r=s+t",
+        3,
+    ]
+
+
+def test_text_encoding_round_trips_utf8() -> None:
+    """TextEncoder and TextDecoder handle UTF-8, including astral characters."""
+    out = single_log(
+        "const bytes = new TextEncoder().encode('héllo 🌍');"
+        "console.log(JSON.stringify([Array.from(bytes), new TextDecoder().decode(bytes)]));"
+    )
+    assert json.loads(out) == [list("héllo 🌍".encode()), "héllo 🌍"]
+
+
+def test_base64_helpers_match_python() -> None:
+    """btoa/atob and Buffer's base64, base64url and hex agree with Python's codecs."""
+    out = single_log(
+        "const b = Buffer.from('any carnal pleasure.?~', 'utf8');"
+        "console.log(JSON.stringify([btoa('hello'), atob('aGVsbG8='), b.toString('base64'),"
+        " b.toString('base64url'), b.toString('hex'), Buffer.from('68656c6c6f', 'hex').toString()]));"
+    )
+    data = b"any carnal pleasure.?~"
+    assert json.loads(out) == [
+        "aGVsbG8=",
+        "hello",
+        base64.b64encode(data).decode(),
+        base64.urlsafe_b64encode(data).decode().rstrip("="),
+        data.hex(),
+        "hello",
+    ]
+
+
+def test_crypto_hashes_match_python() -> None:
+    """createHash and createHmac (sha256) give the digests hashlib and hmac give."""
+    out = single_log(
+        "const crypto = require('crypto');"
+        "console.log(JSON.stringify([crypto.createHash('sha256').update('abc').digest('hex'),"
+        " crypto.createHmac('sha256', 'key').update('The quick brown fox').update(' jumps').digest('base64'),"
+        " crypto.createHash('sha256').update('x'.repeat(1000)).digest('hex')]));"
+    )
+    assert json.loads(out) == [
+        hashlib.sha256(b"abc").hexdigest(),
+        base64.b64encode(hmac.new(b"key", b"The quick brown fox jumps", hashlib.sha256).digest()).decode(),
+        hashlib.sha256(b"x" * 1000).hexdigest(),
+    ]
+
+
+def test_crypto_random_values_are_well_formed() -> None:
+    """randomUUID gives version-4 UUIDs; getRandomValues fills integer arrays."""
+    out = json.loads(
+        single_log(
+            "const a = new Uint32Array(8); crypto.getRandomValues(a);"
+            "console.log(JSON.stringify([crypto.randomUUID(), require('crypto').randomBytes(16).length,"
+            " Array.from(a)]))"
+        )
+    )
+    assert uuid.UUID(out[0]).version == 4
+    assert out[1] == 16
+    assert len(set(out[2])) > 1
+
+
+def test_unsupported_digests_say_what_is_supported() -> None:
+    """createHash('md5') throws a clear error naming sha256."""
+    message = single_log("try { require('crypto').createHash('md5') } catch (e) { console.log(e.message) }")
+    assert message == "Digest method not supported: md5. This runtime provides sha256."
+
+
+@pytest.mark.parametrize("name", ["buffer", "crypto", "querystring", "url", "util", "node:crypto"])
+def test_builtin_modules_can_be_required(name: str) -> None:
+    """require() gives the allowlisted built-in modules, with or without the node: prefix."""
+    assert single_log(f"console.log(typeof require({name!r}))") == "object"
+
+
+@pytest.mark.parametrize("name", ["fs", "child_process", "http", "axios", "os", "std", "../etc/passwd"])
+def test_other_modules_fail_with_a_clear_message(name: str) -> None:
+    """require() of anything else throws MODULE_NOT_FOUND naming what is available."""
+    out = single_log(f"try {{ require({name!r}) }} catch (e) {{ console.log(e.code + ': ' + e.message) }}")
+    assert out.startswith(f"MODULE_NOT_FOUND: Cannot find module '{name}'")
+    assert "buffer, crypto, querystring, url, util" in out
+
+
+def test_the_guest_has_no_host_capabilities() -> None:
+    """No std/os modules, no fetch, no SharedArrayBuffer or Atomics, no process."""
+    out = single_log(
+        "console.log(JSON.stringify(['std', 'os', 'print', 'scriptArgs', 'fetch', 'XMLHttpRequest',"
+        " 'SharedArrayBuffer', 'Atomics', 'process', 'WebAssembly'].map((n) => typeof globalThis[n])))"
+    )
+    assert json.loads(out) == ["undefined"] * 10
+
+
+def test_the_clock_is_the_hosts_and_stands_still() -> None:
+    """Date.now() is the clock reading the host passed, for the whole execution."""
+    now_ms = 1_780_000_000_123.0
+    out = single_log(
+        "const a = Date.now(); for (let i = 0; i < 100000; i++) {} const b = Date.now();"
+        "console.log(JSON.stringify([a, b, new Date().toISOString()]))",
+        now_ms=now_ms,
+    )
+    assert json.loads(out) == [now_ms, now_ms, "2026-05-28T20:26:40.123Z"]
+
+
+def test_timers_run_in_order_on_virtual_time() -> None:
+    """setTimeout callbacks run by due time; awaiting one advances Date.now() by its delay."""
+    out = single_log(
+        "const order = []; const t0 = Date.now();"
+        "setTimeout(() => order.push('b'), 20); setTimeout(() => order.push('a'), 10);"
+        "const id = setTimeout(() => order.push('never'), 15); clearTimeout(id);"
+        "await new Promise((r) => setTimeout(r, 50));"
+        "console.log(JSON.stringify([order, Date.now() - t0]))",
+        now_ms=1_000_000.0,
+    )
+    assert json.loads(out) == [["a", "b"], 50]
+
+
+def test_math_random_is_reseeded_every_execution() -> None:
+    """Two executions draw different numbers; the same seed draws the same ones (replay)."""
+    body = "console.log(JSON.stringify([Math.random(), Math.random(), crypto.randomUUID()]))"
+    first, second = (single_log(body) for _ in range(2))
+    assert first != second
+    seed = bytes(range(32))
+    assert single_log(body, seed=seed) == single_log(body, seed=seed)
+
+
+def test_querystring_module_parses_and_stringifies() -> None:
+    """querystring.parse/stringify behave like Node's for common input."""
+    out = single_log(
+        "const qs = require('querystring');"
+        "console.log(JSON.stringify([qs.parse('a=1&b=x+y&a=2&c'), qs.stringify({a: [1, 2], b: 'x y', c: true})]))"
+    )
+    assert json.loads(out) == [{"a": ["1", "2"], "b": "x y", "c": ""}, "a=1&a=2&b=x%20y&c=true"]
+
+
+def test_eval_and_function_work_inside_the_sandbox() -> None:
+    """Actions may use eval and new Function: they compile inside the same sandbox."""
+    assert single_log("console.log(eval('1 + 2'), new Function('a', 'return a * 2')(21))") == "3 42"
+
+
+def test_errors_show_only_the_actions_frames() -> None:
+    """Stack traces name the action's lines, never the platform's code."""
+    result = run("function inner() { null.x }\nfunction outer() { inner() }\nouter();")
+    assert result.error is not None
+    stack = result.error.to_dict()["stack"]
+    assert stack.startswith("TypeError: cannot read property 'x' of null")
+    # The body starts on line 3 of the generated action (tests/helpers.py).
+    assert re.findall(r"action\.js:(\d+)", stack) == ["3", "4", "5"]
+    assert "<null>" not in stack and "prelude" not in stack
+    assert logged(result) == []
