@@ -18,7 +18,15 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["GlobalValue", "WasmFormatError", "defined_globals", "export_globals", "imports", "snapshot"]
+__all__ = [
+    "GlobalValue",
+    "WasmFormatError",
+    "defined_globals",
+    "export_globals",
+    "imports",
+    "memory_minimum_bytes",
+    "snapshot",
+]
 
 MAGIC = b"\x00asm\x01\x00\x00\x00"
 PAGE_BYTES = 65536
@@ -180,6 +188,17 @@ def imports(module: bytes) -> list[tuple[str, str]]:
             else:
                 raise WasmFormatError(f"unknown import kind {kind}")
     return found
+
+
+def memory_minimum_bytes(module: bytes) -> int:
+    """The initial size of the module's (one, defined) memory."""
+    for sid, body in _sections(module):
+        if sid == SEC_MEMORY:
+            _, pos = _uleb(body, 0)
+            _, pos = _uleb(body, pos)
+            pages, _ = _uleb(body, pos)
+            return int(pages) * PAGE_BYTES
+    raise WasmFormatError("the module defines no memory")
 
 
 def _global_entries(body: bytes) -> list[tuple[int, int, bytes]]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import engine as built_engine
+from runtime.engine import wasm_binary
 from runtime.limits import KiB, Limits, MiB
 from runtime.sandbox import _protocol as proto
 from runtime.sandbox._wasmtime import (
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 # output text and the allocator's own bookkeeping live there.
 HEAP_RESERVE_BYTES = 256 * KiB
 MAX_HOST_REQUEST_BYTES = 64 * KiB
+KEEP_RESIDENT_HEADROOM_BYTES = 1 * MiB
 MAX_OP_BYTES = 64
 
 # A host call answers a JSON request with a JSON-able response.
@@ -77,8 +79,15 @@ def _cache_dir() -> Path:
     return Path(base) / "tollgate" / "compiled"
 
 
-def pool_settings() -> PoolSettings:
-    keep = int(os.environ.get("TOLLGATE_KEEP_RESIDENT_BYTES", str(0)))
+def pool_settings(module: bytes) -> PoolSettings:
+    """Keep the snapshot's memory (and room to grow) resident between executions.
+
+    Resetting a kept page costs a copy only when the execution dirtied it
+    (wasmtime scans the page map); a page that is not kept faults on its
+    next use, which costs more. ``TOLLGATE_KEEP_RESIDENT_BYTES`` overrides.
+    """
+    default = wasm_binary.memory_minimum_bytes(module) + KEEP_RESIDENT_HEADROOM_BYTES
+    keep = int(os.environ.get("TOLLGATE_KEEP_RESIDENT_BYTES", str(default)))
     return PoolSettings(keep_resident_bytes=keep)
 
 
@@ -95,7 +104,7 @@ def engine() -> EngineHandle:
             built = built_engine.load()
         except built_engine.EngineNotBuilt as exc:
             raise PlatformError(str(exc)) from None
-        wasm = WasmEngine(built.module, cache_dir=_cache_dir(), pool=pool_settings())
+        wasm = WasmEngine(built.module, cache_dir=_cache_dir(), pool=pool_settings(built.module))
         with wasm.instance(fuel=1_000_000, wall_ms=1_000, memory_bytes=64 * MiB) as probe:
             address = probe.call(b"tg_status")
             status = proto.Status.parse(probe.read(address, proto.STATUS.size))
