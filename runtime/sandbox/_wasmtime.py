@@ -105,6 +105,7 @@ def _host_trampoline(env: int, caller: object, args: ctypes._Pointer, nargs: int
     result = -1
     if instance is not None and instance.host_call is not None and nargs >= 4:
         try:
+            instance._refresh()  # the guest may have grown its memory since the call began
             result = instance.host_call(
                 instance,
                 args[0].i32 & 0xFFFFFFFF,

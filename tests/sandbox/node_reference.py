@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (captured data, one case per line)
 # Expected outputs captured from Node.js 20 (util.format and the WHATWG URL class).
 
 NODE_FORMAT = [

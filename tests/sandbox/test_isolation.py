@@ -1,0 +1,96 @@
+"""Nothing an execution does is visible to the next one: state, prototypes, memory."""
+
+import secrets
+
+from runtime.sandbox import compile_action, execute
+from runtime.sandbox._engine import engine
+from tests.helpers import handler_source, logged
+
+POLLUTER = handler_source(
+    """
+    globalThis.leaked = 'global';
+    Object.prototype.polluted = 'proto';
+    Array.prototype.push = () => 'hijacked';
+    JSON.stringify = () => 'hijacked';
+    Math.random = () => 0.5;
+    moduleState.count += 1;
+    console.log(moduleState.count);
+    """,
+    prelude="const moduleState = { count: 0 };",
+)
+OBSERVER = handler_source(
+    """
+    const seen = [typeof globalThis.leaked, ({}).polluted, [1].push(2), JSON.stringify({a: 1}), Math.random() === 0.5];
+    console.log(JSON.stringify(seen));
+    api.idToken.setCustomClaim('ok', [1, 2]);
+    """
+)
+
+
+def test_globals_prototypes_and_module_state_do_not_survive() -> None:
+    """A global, a polluted prototype, replaced built-ins and module state are gone next time."""
+    polluter = compile_action(POLLUTER)
+    observer = compile_action(OBSERVER)
+    for _ in range(3):
+        result = execute(polluter, "onExecutePostLogin", {})
+        assert logged(result) == ["1"], "module state starts fresh in every execution"
+    result = execute(observer, "onExecutePostLogin", {})
+    assert result.ok, result.error
+    assert logged(result) == ['["undefined",null,2,"{\\"a\\":1}",false]']
+    assert result.commands == [{"type": "set_claim", "token": "id", "key": "ok", "value": [1, 2]}]
+
+
+def test_an_action_that_breaks_the_builtins_only_breaks_itself() -> None:
+    """Replacing JSON.stringify or Array.prototype.push does not change how commands are recorded."""
+    action = compile_action(
+        handler_source(
+            "JSON.stringify = () => { throw new Error('no') }; Array.prototype.push = null;"
+            " api.access.deny('still recorded'); console.log('and logged');"
+        )
+    )
+    result = execute(action, "onExecutePostLogin", {})
+    assert result.ok, result.error
+    assert result.commands == [{"type": "deny", "reason": "still recorded"}]
+    assert logged(result) == ["and logged"]
+
+
+def test_no_execution_finds_anothers_data_in_its_memory() -> None:
+    """Canary: marked strings written by one execution appear nowhere in later instances' memory."""
+    marker = "CANARY-" + secrets.token_hex(12)
+    writer = compile_action(
+        handler_source(
+            "const keep = []; for (let i = 0; i < 200; i++) keep.push(event.marker + ':' + i);"
+            " console.log(keep[0]); api.idToken.setCustomClaim('m', keep.slice(0, 50)); globalThis.k = keep;"
+        )
+    )
+    result = execute(writer, "onExecutePostLogin", {"marker": marker}, secrets={"S": marker})
+    assert result.ok and logged(result) == [f"{marker}:0"]
+
+    reader = compile_action(handler_source("api.access.deny('x')"))
+    handle = engine()
+    needle = marker.encode()
+    for _ in range(300):
+        with handle.wasm.instance(fuel=10_000_000, wall_ms=1_000, memory_bytes=32 << 20) as inst:
+            assert needle not in inst.read(0, inst.memory_size())
+    for _ in range(20):
+        after = execute(reader, "onExecutePostLogin", {})
+        assert after.ok
+        with handle.wasm.instance(fuel=10_000_000, wall_ms=1_000, memory_bytes=32 << 20) as inst:
+            assert needle not in inst.read(0, inst.memory_size())
+
+
+def test_the_same_action_gives_the_same_result_with_the_same_inputs() -> None:
+    """Executions are deterministic given the event, seed and clock (the basis of replay)."""
+    action = compile_action(
+        handler_source(
+            "const t = api.redirect.encodeToken({secret: 's'.repeat(32), payload: {r: Math.random()}});"
+            " api.redirect.sendUserTo('https://f.example/x', {query: {t}}); console.log(crypto.randomUUID());"
+        )
+    )
+    event = {"user": {"user_id": "u1"}, "request": {"hostname": "h.example", "ip": "192.0.2.1"}}
+    seed = secrets.token_bytes(32)
+    first = execute(action, "onExecutePostLogin", event, seed=seed, now_ms=1.7e12)
+    second = execute(action, "onExecutePostLogin", event, seed=seed, now_ms=1.7e12)
+    assert first.commands == second.commands and first.logs == second.logs
+    other = execute(action, "onExecutePostLogin", event, now_ms=1.7e12)
+    assert other.commands != first.commands
