@@ -272,7 +272,7 @@ def _const(valtype: int, value: int | float) -> bytes:
 
 def _data_segments(memory: bytes) -> list[bytes]:
     """Active data segments holding every non-zero byte of `memory`."""
-    segments = []
+    segments: list[bytes] = []
     gap = b"\x00" * SEGMENT_GAP_BYTES
     pos = 0
     while True:
