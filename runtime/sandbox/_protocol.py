@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -68,6 +68,8 @@ ABORT_HOST_CALLS = 5
 ABORT_BAD_INPUT = 6
 ABORT_INTERNAL = 7
 
+# What the guest writes for a run that completed (prelude 90_runner.js).
+OUTCOME_COMPLETED = b'{"status":"completed","error":null}'
 LOG_LEVELS = frozenset({"log", "info", "debug", "warn", "error", "trace"})
 RESULT_STATUSES = frozenset({"completed", "failed", "incomplete"})
 # The most an error's text fields may carry back.
@@ -76,8 +78,9 @@ MAX_ERROR_TEXT = 16 * 1024
 MAX_REPORT_BYTES = 4 * MAX_ERROR_TEXT
 
 
-@dataclass(frozen=True, slots=True)
-class Status:
+class Status(NamedTuple):
+    """The guest's status block (see above)."""
+
     magic: int
     abort_reason: int
     out_ptr: int
@@ -100,7 +103,7 @@ class Status:
 
     @classmethod
     def parse(cls, raw: bytes) -> Status:
-        status = cls(*STATUS.unpack(raw))
+        status = cls._make(STATUS.unpack(raw))
         if status.magic != MAGIC_STATUS:
             raise ActionProtocolError("the sandbox's status block is damaged")
         return status
@@ -266,8 +269,13 @@ class RunOutcome:
     error: ActionError | None
 
 
+COMPLETED = RunOutcome(status="completed", error=None)
+
+
 def parse_outcome(raw: bytes) -> RunOutcome:
     """A run's status and error, checked."""
+    if raw == OUTCOME_COMPLETED:
+        return COMPLETED
     data = parse_json(raw, "an outcome")
     if not isinstance(data, dict):
         raise ActionProtocolError("the sandbox returned an outcome that is not an object")

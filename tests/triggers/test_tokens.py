@@ -169,3 +169,19 @@ def test_validation_answers_are_recorded_for_replay_without_secrets() -> None:
     assert len(result.trace.host_calls) == 1
     assert result.trace.host_calls[0]["op"] == "validate_token"
     assert SECRET not in json.dumps(result.trace.as_dict())
+
+
+def test_claims_are_serialised_exactly_as_json_stringify_would() -> None:
+    """Escapes, lone surrogates, floats, nested values, toJSON and skipped members match JSON.stringify."""
+    payload = (
+        "{s: 'q\"b\\\\s\\n\\t\\u0001\\ud800 é', f: 0.1, big: 1e21, neg: -5, nan: NaN, d: new Date(0),"
+        " nested: {a: [1, undefined, () => 1, null, true]}, skip: undefined, fn() {}}"
+    )
+    result = run(
+        f"const t = api.redirect.encodeToken({{secret: 's', payload: {payload}}});"
+        f"const body = Buffer.from(t.split('.')[1], 'base64url').toString();"
+        f"const {{iat, iss, sub, exp, ip, ...rest}} = JSON.parse(body);"
+        f"console.log(JSON.stringify(rest) === JSON.stringify({payload}) ? 'same' : body);",
+        EVENT,
+    )
+    assert logged(result) == ["same"]

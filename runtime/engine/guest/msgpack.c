@@ -5,6 +5,13 @@
  * request with msgpack-python; this decoder accepts what JSON can carry
  * (nil, booleans, integers, floats, strings, arrays, maps with string keys)
  * and refuses anything else, including nesting deeper than MAX_DEPTH.
+ *
+ * Lazily: an action reads a few fields of a large event (the user's id, a
+ * secret, the request's host). Maps and arrays at the depths given to
+ * tg_msgpack_decode_lazy become accessor properties that decode their value
+ * on first access and then turn into plain data properties, in place (key
+ * order is kept; JSON.stringify and spreading see the same object). The
+ * bytes stay valid for the whole execution: they are the call's input.
  */
 #include "msgpack.h"
 
@@ -14,9 +21,11 @@
 
 typedef struct {
     JSContext *ctx;
+    const uint8_t *base; /* start of the whole input, for lazy offsets */
     const uint8_t *p;
     const uint8_t *end;
     const char *error;
+    int lazy_from, lazy_to; /* depths whose maps and arrays are deferred */
 } reader_t;
 
 static int need(reader_t *r, size_t n)
@@ -90,6 +99,142 @@ static int key_length(reader_t *r, size_t *len)
     return 0;
 }
 
+/* Step over one value without building it. */
+static int skip(reader_t *r, int depth)
+{
+    if (depth > MAX_DEPTH) {
+        r->error = "nested too deeply";
+        return -1;
+    }
+    if (need(r, 1))
+        return -1;
+    uint8_t t = *r->p++;
+    size_t n = 0, items = 0;
+    int width = 0;
+    if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
+        return 0;
+    if ((t & 0xf0) == 0x80) {
+        items = 2 * (size_t)(t & 0x0f);
+    } else if ((t & 0xf0) == 0x90) {
+        items = t & 0x0f;
+    } else if ((t & 0xe0) == 0xa0) {
+        n = t & 0x1f;
+    } else {
+        switch (t) {
+        case 0xca: n = 4; break;
+        case 0xcb: n = 8; break;
+        case 0xcc: case 0xcd: case 0xce: case 0xcf: n = (size_t)1 << (t - 0xcc); break;
+        case 0xd0: case 0xd1: case 0xd2: case 0xd3: n = (size_t)1 << (t - 0xd0); break;
+        case 0xd9: case 0xda: case 0xdb:
+            width = t == 0xd9 ? 1 : t == 0xda ? 2 : 4;
+            if (need(r, (size_t)width)) return -1;
+            n = (size_t)be(r->p, width);
+            r->p += width;
+            break;
+        case 0xdc: case 0xdd: case 0xde: case 0xdf:
+            width = (t == 0xdc || t == 0xde) ? 2 : 4;
+            if (need(r, (size_t)width)) return -1;
+            items = (size_t)be(r->p, width) * (t >= 0xde ? 2 : 1);
+            r->p += width;
+            break;
+        default:
+            r->error = "unsupported type (binary, extension or reserved)";
+            return -1;
+        }
+    }
+    if (need(r, n))
+        return -1;
+    r->p += n;
+    for (size_t i = 0; i < items; i++)
+        if (skip(r, depth + 1))
+            return -1;
+    return 0;
+}
+
+/* Function data of a lazy property: key, offset and length of the value's
+ * bytes, its depth, the laziness range. */
+enum { LAZY_KEY, LAZY_OFFSET, LAZY_LENGTH, LAZY_DEPTH, LAZY_FROM, LAZY_TO, LAZY_DATA_LEN };
+
+static const uint8_t *lazy_base; /* the current call's input */
+
+static JSValue lazy_settle(JSContext *ctx, JSValueConst obj, JSValueConst key, JSValue value)
+{
+    JSAtom atom = JS_ValueToAtom(ctx, key);
+    if (atom == JS_ATOM_NULL) {
+        JS_FreeValue(ctx, value);
+        return JS_EXCEPTION;
+    }
+    int ok = JS_DefinePropertyValue(ctx, obj, atom, JS_DupValue(ctx, value), JS_PROP_C_W_E);
+    JS_FreeAtom(ctx, atom);
+    if (ok < 0) {
+        JS_FreeValue(ctx, value);
+        return JS_EXCEPTION;
+    }
+    return value;
+}
+
+static JSValue lazy_get(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv, int magic,
+                        JSValueConst *data)
+{
+    (void)argc; (void)argv; (void)magic;
+    int32_t offset, length, depth, from, to;
+    JS_ToInt32(ctx, &offset, data[LAZY_OFFSET]);
+    JS_ToInt32(ctx, &length, data[LAZY_LENGTH]);
+    JS_ToInt32(ctx, &depth, data[LAZY_DEPTH]);
+    JS_ToInt32(ctx, &from, data[LAZY_FROM]);
+    JS_ToInt32(ctx, &to, data[LAZY_TO]);
+    reader_t r = {ctx, lazy_base, lazy_base + offset, lazy_base + offset + length, NULL, from, to};
+    JSValue v = decode(&r, depth);
+    if (JS_IsException(v))
+        return r.error ? JS_ThrowInternalError(ctx, "the event could not be read: %s", r.error) : v;
+    if (!JS_IsObject(this_val))
+        return v;
+    return lazy_settle(ctx, this_val, data[LAZY_KEY], v);
+}
+
+static JSValue lazy_set(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv, int magic,
+                        JSValueConst *data)
+{
+    (void)magic;
+    if (!JS_IsObject(this_val))
+        return JS_UNDEFINED;
+    JSValue v = lazy_settle(ctx, this_val, data[LAZY_KEY], JS_DupValue(ctx, argc > 0 ? argv[0] : JS_UNDEFINED));
+    if (JS_IsException(v))
+        return v;
+    JS_FreeValue(ctx, v);
+    return JS_UNDEFINED;
+}
+
+static int is_container(uint8_t t)
+{
+    return ((t & 0xf0) == 0x80 && t != 0x80) || ((t & 0xf0) == 0x90 && t != 0x90) || (t >= 0xdc && t <= 0xdf);
+}
+
+/* Define `key` on `obj` as a lazy property for the value at r->p (skipped). */
+static int define_lazy(reader_t *r, JSValueConst obj, JSAtom key, int depth)
+{
+    const uint8_t *start = r->p;
+    if (skip(r, depth))
+        return -1;
+    JSValue data[LAZY_DATA_LEN] = {
+        JS_AtomToString(r->ctx, key),
+        JS_NewInt32(r->ctx, (int32_t)(start - r->base)),
+        JS_NewInt32(r->ctx, (int32_t)(r->p - start)),
+        JS_NewInt32(r->ctx, depth),
+        JS_NewInt32(r->ctx, r->lazy_from),
+        JS_NewInt32(r->ctx, r->lazy_to),
+    };
+    JSValue getter = JS_NewCFunctionData(r->ctx, lazy_get, 0, 0, LAZY_DATA_LEN, data);
+    JSValue setter = JS_NewCFunctionData(r->ctx, lazy_set, 1, 0, 1, data);
+    JS_FreeValue(r->ctx, data[LAZY_KEY]);
+    if (JS_IsException(getter) || JS_IsException(setter)) {
+        JS_FreeValue(r->ctx, getter);
+        JS_FreeValue(r->ctx, setter);
+        return -1;
+    }
+    return JS_DefinePropertyGetSet(r->ctx, obj, key, getter, setter, JS_PROP_CONFIGURABLE | JS_PROP_ENUMERABLE);
+}
+
 static JSValue decode_map(reader_t *r, size_t n, int depth)
 {
     if ((size_t)(r->end - r->p) < 2 * n) {
@@ -107,6 +252,13 @@ static JSValue decode_map(reader_t *r, size_t n, int depth)
         r->p += klen;
         if (key == JS_ATOM_NULL)
             goto fail;
+        if (depth + 1 >= r->lazy_from && depth + 1 <= r->lazy_to && r->p < r->end && is_container(*r->p)) {
+            int ok = define_lazy(r, obj, key, depth + 1);
+            JS_FreeAtom(r->ctx, key);
+            if (ok < 0)
+                goto fail;
+            continue;
+        }
         JSValue v = decode(r, depth + 1);
         if (JS_IsException(v)) {
             JS_FreeAtom(r->ctx, key);
@@ -206,9 +358,11 @@ static JSValue decode(reader_t *r, int depth)
     }
 }
 
-JSValue tg_msgpack_decode(JSContext *ctx, const uint8_t *data, size_t len, const char **error)
+JSValue tg_msgpack_decode_lazy(JSContext *ctx, const uint8_t *data, size_t len, int lazy_from, int lazy_to,
+                               const char **error)
 {
-    reader_t r = {ctx, data, data + len, NULL};
+    reader_t r = {ctx, data, data, data + len, NULL, lazy_from, lazy_to};
+    lazy_base = data;
     JSValue v = decode(&r, 0);
     if (!JS_IsException(v) && r.p != r.end) {
         JS_FreeValue(ctx, v);
@@ -217,4 +371,9 @@ JSValue tg_msgpack_decode(JSContext *ctx, const uint8_t *data, size_t len, const
     }
     *error = r.error;
     return v;
+}
+
+JSValue tg_msgpack_decode(JSContext *ctx, const uint8_t *data, size_t len, const char **error)
+{
+    return tg_msgpack_decode_lazy(ctx, data, len, MAX_DEPTH + 1, MAX_DEPTH + 1, error);
 }

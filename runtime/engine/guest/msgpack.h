@@ -10,4 +10,10 @@
  * a pending JS exception, when QuickJS itself failed) on bad input. */
 JSValue tg_msgpack_decode(JSContext *ctx, const uint8_t *data, size_t len, const char **error);
 
+/* The same, with maps and arrays found at depths lazy_from..lazy_to (the
+ * root is depth 0) decoded on first access. `data` must stay valid while
+ * the values are in use. */
+JSValue tg_msgpack_decode_lazy(JSContext *ctx, const uint8_t *data, size_t len, int lazy_from, int lazy_to,
+                               const char **error);
+
 #endif

@@ -316,3 +316,229 @@ int tg_pack(JSContext *ctx, tg_buf_t *b, JSValueConst v)
         b->len = mark; /* nothing half-written stays */
     return r;
 }
+
+/* ------------------------------------------------------------------ */
+/* JS values -> JSON text, for the prelude's own serialisation (token
+ * claims). Same conversions as JSON.stringify without replacer or indent;
+ * QuickJS's generic JSON.stringify costs several times more per value. */
+
+static int json_value(JSContext *ctx, tg_buf_t *b, JSValueConst v, int depth);
+
+static int json_string(tg_buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    int r = put(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; !r && i < n; i++) {
+        uint8_t ch = (uint8_t)s[i];
+        const char *esc = NULL;
+        char u[7] = "\\u00";
+        if (ch == '"') esc = "\\\"";
+        else if (ch == '\\') esc = "\\\\";
+        else if (ch == '\b') esc = "\\b";
+        else if (ch == '\f') esc = "\\f";
+        else if (ch == '\n') esc = "\\n";
+        else if (ch == '\r') esc = "\\r";
+        else if (ch == '\t') esc = "\\t";
+        else if (ch < 0x20) {
+            u[4] = hex[ch >> 4];
+            u[5] = hex[ch & 15];
+            u[6] = 0;
+            esc = u;
+        } else if (ch == 0xED && i + 2 < n && ((uint8_t)s[i + 1] & 0xE0) == 0xA0) {
+            /* A lone surrogate (QuickJS writes it as 3 bytes): escaped, as JSON.stringify does. */
+            uint32_t cp = 0xD000u | (((uint8_t)s[i + 1] & 0x3Fu) << 6) | ((uint8_t)s[i + 2] & 0x3Fu);
+            char sur[7] = {'\\', 'u', hex[cp >> 12], hex[(cp >> 8) & 15], hex[(cp >> 4) & 15], hex[cp & 15], 0};
+            r = put(b, s + i - run, run);
+            run = 0;
+            if (!r)
+                r = put(b, sur, 6);
+            i += 2;
+            continue;
+        }
+        if (!esc) {
+            run++;
+            continue;
+        }
+        r = put(b, s + i - run, run);
+        run = 0;
+        if (!r)
+            r = put(b, esc, strlen(esc));
+    }
+    if (!r)
+        r = put(b, s + n - run, run);
+    return r ? r : put(b, "\"", 1);
+}
+
+static int json_js_string(JSContext *ctx, tg_buf_t *b, JSValueConst v)
+{
+    size_t n;
+    const char *s = JS_ToCStringLen(ctx, &n, v);
+    if (!s)
+        return TG_PACK_EXCEPTION;
+    int r = json_string(b, s, n);
+    JS_FreeCString(ctx, s);
+    return r;
+}
+
+static int json_number(JSContext *ctx, tg_buf_t *b, JSValueConst v)
+{
+    double d;
+    if (JS_ToFloat64(ctx, &d, v))
+        return TG_PACK_EXCEPTION;
+    if (!isfinite(d))
+        return put(b, "null", 4);
+    char text[32];
+    if (d == (double)(int64_t)d && fabs(d) < 1e15) {
+        int64_t i = (int64_t)d;
+        int len = 0;
+        char rev[24];
+        uint64_t u = i < 0 ? (uint64_t)(-i) : (uint64_t)i;
+        do {
+            rev[len++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        int o = 0;
+        if (i < 0)
+            text[o++] = '-';
+        while (len)
+            text[o++] = rev[--len];
+        return put(b, text, (size_t)o);
+    }
+    /* Anything else is formatted by QuickJS itself, as JavaScript does. */
+    JSValue num = JS_NewFloat64(ctx, d);
+    size_t n;
+    const char *s = JS_ToCStringLen(ctx, &n, num);
+    if (!s)
+        return TG_PACK_EXCEPTION;
+    int r = put(b, s, n);
+    JS_FreeCString(ctx, s);
+    return r;
+}
+
+static int json_object(JSContext *ctx, tg_buf_t *b, JSValueConst v, int depth)
+{
+    int is_array = JS_IsArray(v);
+    if (is_array < 0)
+        return TG_PACK_EXCEPTION;
+    if (is_array) {
+        int64_t len;
+        if (JS_GetLength(ctx, v, &len))
+            return TG_PACK_EXCEPTION;
+        int r = put(b, "[", 1);
+        for (int64_t i = 0; !r && i < len; i++) {
+            if (i)
+                r = put(b, ",", 1);
+            JSValue e = JS_GetPropertyInt64(ctx, v, i);
+            if (JS_IsException(e))
+                return TG_PACK_EXCEPTION;
+            if (!r)
+                r = is_skipped(ctx, e) ? put(b, "null", 4) : json_value(ctx, b, e, depth + 1);
+            JS_FreeValue(ctx, e);
+        }
+        return r ? r : put(b, "]", 1);
+    }
+    JSPropertyEnum *props;
+    uint32_t n;
+    if (JS_GetOwnPropertyNames(ctx, &props, &n, v, JS_GPN_STRING_MASK | JS_GPN_ENUM_ONLY))
+        return TG_PACK_EXCEPTION;
+    int r = put(b, "{", 1);
+    int first = 1;
+    for (uint32_t i = 0; !r && i < n; i++) {
+        JSValue e = JS_GetProperty(ctx, v, props[i].atom);
+        if (JS_IsException(e)) {
+            r = TG_PACK_EXCEPTION;
+            break;
+        }
+        if (!is_skipped(ctx, e)) {
+            if (!first)
+                r = put(b, ",", 1);
+            first = 0;
+            JSValue key = JS_AtomToString(ctx, props[i].atom);
+            if (JS_IsException(key))
+                r = TG_PACK_EXCEPTION;
+            if (!r)
+                r = json_js_string(ctx, b, key);
+            JS_FreeValue(ctx, key);
+            if (!r)
+                r = put(b, ":", 1);
+            if (!r)
+                r = json_value(ctx, b, e, depth + 1);
+        }
+        JS_FreeValue(ctx, e);
+    }
+    JS_FreePropertyEnum(ctx, props, n);
+    return r ? r : put(b, "}", 1);
+}
+
+static int json_value(JSContext *ctx, tg_buf_t *b, JSValueConst v, int depth)
+{
+    if (depth > MAX_DEPTH) {
+        JS_ThrowTypeError(ctx, "the value is nested too deeply (or circular) to serialise");
+        return TG_PACK_EXCEPTION;
+    }
+    switch (JS_VALUE_GET_NORM_TAG(v)) {
+    case JS_TAG_INT:
+    case JS_TAG_FLOAT64:
+        return json_number(ctx, b, v);
+    case JS_TAG_BOOL:
+        return JS_VALUE_GET_BOOL(v) ? put(b, "true", 4) : put(b, "false", 5);
+    case JS_TAG_NULL:
+        return put(b, "null", 4);
+    case JS_TAG_STRING:
+    case JS_TAG_STRING_ROPE:
+        return json_js_string(ctx, b, v);
+    case JS_TAG_BIG_INT:
+    case JS_TAG_SHORT_BIG_INT:
+        JS_ThrowTypeError(ctx, "Do not know how to serialize a BigInt");
+        return TG_PACK_EXCEPTION;
+    case JS_TAG_OBJECT:
+        break;
+    default:
+        return put(b, "null", 4);
+    }
+    JSValue to_json = JS_GetPropertyStr(ctx, v, "toJSON");
+    if (JS_IsException(to_json))
+        return TG_PACK_EXCEPTION;
+    if (JS_IsFunction(ctx, to_json)) {
+        JSValue converted = JS_Call(ctx, to_json, v, 0, NULL);
+        JS_FreeValue(ctx, to_json);
+        if (JS_IsException(converted))
+            return TG_PACK_EXCEPTION;
+        int r = is_skipped(ctx, converted) ? put(b, "null", 4) : json_value(ctx, b, converted, depth + 1);
+        JS_FreeValue(ctx, converted);
+        return r;
+    }
+    JS_FreeValue(ctx, to_json);
+    JSClassID cls = JS_GetClassID(v);
+    if (cls == boxed_number)
+        return json_number(ctx, b, v);
+    if (cls == boxed_string) {
+        JSValue str = JS_ToString(ctx, v);
+        if (JS_IsException(str))
+            return TG_PACK_EXCEPTION;
+        int r = json_js_string(ctx, b, str);
+        JS_FreeValue(ctx, str);
+        return r;
+    }
+    if (cls == boxed_boolean) {
+        JSValue value_of = JS_GetPropertyStr(ctx, v, "valueOf");
+        JSValue prim = JS_Call(ctx, value_of, v, 0, NULL);
+        JS_FreeValue(ctx, value_of);
+        if (JS_IsException(prim))
+            return TG_PACK_EXCEPTION;
+        int truth = JS_ToBool(ctx, prim) > 0;
+        JS_FreeValue(ctx, prim);
+        return truth ? put(b, "true", 4) : put(b, "false", 5);
+    }
+    return json_object(ctx, b, v, depth);
+}
+
+int tg_json(JSContext *ctx, tg_buf_t *b, JSValueConst v)
+{
+    uint32_t mark = b->len;
+    int r = json_value(ctx, b, v, 0);
+    if (r)
+        b->len = mark;
+    return r;
+}

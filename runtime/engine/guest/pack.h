@@ -24,6 +24,9 @@ void tg_pack_init(JSContext *ctx);
  * NaN and infinities as null; a BigInt or a cycle throws a TypeError). */
 int tg_pack(JSContext *ctx, tg_buf_t *b, JSValueConst v);
 
+/* Append `v` to `b` as JSON text, as JSON.stringify(v) writes it. */
+int tg_json(JSContext *ctx, tg_buf_t *b, JSValueConst v);
+
 /* Append raw msgpack pieces. */
 int tg_pack_array_header(tg_buf_t *b, uint32_t n);
 int tg_pack_str(tg_buf_t *b, const char *s, size_t n);

@@ -430,12 +430,15 @@ static JSValue nat_utf8_length(JSContext *c, JSValueConst this_val, int argc, JS
 }
 
 /* Percent-encode sets of the WHATWG URL Standard, plus the two forms of
- * application/x-www-form-urlencoded. Indexes match the prelude's PE_* names. */
+ * application/x-www-form-urlencoded. Indexes match the prelude's *_SET names. */
 enum {
-    PE_C0, PE_FRAGMENT, PE_QUERY, PE_SPECIAL_QUERY, PE_PATH, PE_USERINFO, PE_FORM, PE_COMPONENT,
+    PE_C0, PE_FRAGMENT, PE_QUERY, PE_SPECIAL_QUERY, PE_PATH, PE_USERINFO, PE_FORM, PE_COMPONENT, PE_SETS,
 };
 
-static int pe_in_set(int set, uint8_t ch)
+/* One bit per set for each byte; built once, before the snapshot. */
+static uint8_t pe_table[256];
+
+static int pe_rule(int set, uint8_t ch)
 {
     if (ch < 0x20 || ch > 0x7e)
         return 1;
@@ -447,19 +450,29 @@ static int pe_in_set(int set, uint8_t ch)
     case PE_QUERY:
         return ch == ' ' || ch == '"' || ch == '#' || ch == '<' || ch == '>';
     case PE_SPECIAL_QUERY:
-        return pe_in_set(PE_QUERY, ch) || ch == '\'';
+        return pe_rule(PE_QUERY, ch) || ch == '\'';
     case PE_PATH:
-        return pe_in_set(PE_QUERY, ch) || ch == '?' || ch == '`' || ch == '{' || ch == '}';
+        return pe_rule(PE_QUERY, ch) || ch == '?' || ch == '`' || ch == '{' || ch == '}';
     case PE_USERINFO:
-        return pe_in_set(PE_PATH, ch) || ch == '/' || ch == ':' || ch == ';' || ch == '=' || ch == '@' ||
+        return pe_rule(PE_PATH, ch) || ch == '/' || ch == ':' || ch == ';' || ch == '=' || ch == '@' ||
                (ch >= '[' && ch <= '^') || ch == '|';
     case PE_FORM:
         return !((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
                  ch == '*' || ch == '-' || ch == '.' || ch == '_');
     default: /* PE_COMPONENT: what querystring.escape leaves alone */
-        return pe_in_set(PE_FORM, ch) && ch != '!' && ch != '\'' && ch != '(' && ch != ')' && ch != '~';
+        return pe_rule(PE_FORM, ch) && ch != '!' && ch != '\'' && ch != '(' && ch != ')' && ch != '~';
     }
 }
+
+static void pe_init(void)
+{
+    for (int ch = 0; ch < 256; ch++)
+        for (int set = 0; set < PE_SETS; set++)
+            if (pe_rule(set, (uint8_t)ch))
+                pe_table[ch] |= (uint8_t)(1u << set);
+}
+
+#define pe_in_set(set, ch) (pe_table[(uint8_t)(ch)] & (1u << (set)))
 
 /* percentEncode(text, set): UTF-8 bytes of `text` in `set` as %XX; lone
  * surrogates become U+FFFD; PE_FORM writes spaces as '+'. */
@@ -469,6 +482,8 @@ static JSValue nat_percent_encode(JSContext *c, JSValueConst this_val, int argc,
     int32_t set;
     if (JS_ToInt32(c, &set, argv[1]))
         return JS_EXCEPTION;
+    if (set < 0 || set >= PE_SETS)
+        return JS_ThrowRangeError(c, "unknown percent-encode set");
     size_t len;
     const char *s = JS_ToCStringLen(c, &len, argv[0]);
     if (!s)
@@ -718,6 +733,21 @@ static JSValue nat_command(JSContext *c, JSValueConst this_val, int argc, JSValu
     return JS_UNDEFINED;
 }
 
+/* jsonStringify(value) -> JSON text, or undefined for a value JSON leaves out. */
+static JSValue nat_json_stringify(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    (void)this_val; (void)argc;
+    tg_buf_t b = {NULL, 0, 0, 1u << 30};
+    if (JS_IsUndefined(argv[0]) || JS_IsFunction(c, argv[0]) || JS_IsSymbol(argv[0]))
+        return JS_UNDEFINED;
+    int r = tg_json(c, &b, argv[0]);
+    JSValue out = r ? JS_EXCEPTION : JS_NewStringLen(c, (const char *)b.data, b.len);
+    free(b.data);
+    if (r == TG_PACK_NO_MEMORY)
+        tg_abort(TG_ABORT_MEMORY);
+    return out;
+}
+
 /* hostCall(op, request) -> response text. The host writes its answer into
  * tg_hostbuf and returns its length; a negative length is a host refusal. */
 static JSValue nat_host_call(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
@@ -761,6 +791,7 @@ static const JSCFunctionListEntry native_functions[] = {
     JS_CFUNC_DEF("hostCall", 2, nat_host_call),
     JS_CFUNC_DEF("log", 2, nat_log),
     JS_CFUNC_DEF("command", 1, nat_command),
+    JS_CFUNC_DEF("jsonStringify", 1, nat_json_stringify),
 };
 
 /* ------------------------------------------------------------------ */
@@ -872,6 +903,7 @@ uint32_t tg_init(uint32_t len)
     tg_status.hostbuf_cap = TG_HOSTBUF_BYTES;
     make_runtime();
     tg_pack_init(ctx);
+    pe_init();
 
     JSValue obj = JS_ReadObject(ctx, tg_input, len, JS_READ_OBJ_BYTECODE);
     if (JS_IsException(obj))
@@ -985,10 +1017,18 @@ static void finish_call(void)
     tg_status.heap_peak_bytes = (uint32_t)heap_peak;
 }
 
-static JSValue decode_request(const char *data, uint32_t len)
+/* The event (depth 1) and its members (user, request...) are decoded at
+ * once; the maps and arrays inside those (app_metadata, identities, geoip,
+ * query...) on first use. Measured on the seed action, deferring more costs
+ * as much in accessors as it saves. */
+#define LAZY_FROM_DEPTH 3
+#define LAZY_TO_DEPTH 3
+
+static JSValue decode_request(const char *data, uint32_t len, int lazy)
 {
     const char *error;
-    JSValue req = tg_msgpack_decode(ctx, (const uint8_t *)data, len, &error);
+    JSValue req = lazy ? tg_msgpack_decode_lazy(ctx, (const uint8_t *)data, len, LAZY_FROM_DEPTH, LAZY_TO_DEPTH, &error)
+                       : tg_msgpack_decode(ctx, (const uint8_t *)data, len, &error);
     if (JS_IsException(req))
         tg_abort(TG_ABORT_BAD_INPUT);
     return req;
@@ -1041,7 +1081,7 @@ uint32_t tg_compile(uint32_t len)
         finish_call();
         return (uint32_t)(uintptr_t)&tg_status;
     }
-    JSValue req = decode_request(request, in->request_len);
+    JSValue req = decode_request(request, in->request_len, 0);
     JSValue args[2] = {wrapper, req};
     JSValue report = JS_Call(ctx, hook_check, JS_UNDEFINED, 2, (JSValueConst *)args);
     JS_FreeValue(ctx, wrapper);
@@ -1085,7 +1125,7 @@ uint32_t tg_run(uint32_t len)
         finish_call();
         return (uint32_t)(uintptr_t)&tg_status;
     }
-    JSValue req = decode_request(request, in->request_len);
+    JSValue req = decode_request(request, in->request_len, 1);
 
     JSValue args[2] = {wrapper, req};
     JSValue r = JS_Call(ctx, hook_start, JS_UNDEFINED, 2, (JSValueConst *)args);

@@ -30,7 +30,7 @@ function encodeToken(event, options) {
     ...payload,
   };
   // base64Encode and hmacSha256 take strings as their UTF-8 bytes.
-  const body = native.base64Encode(JSONStringify(claims), true);
+  const body = native.base64Encode(native.jsonStringify(claims), true);
   const signingInput = `${JWT_HEADER}.${body}`;
   return `${signingInput}.${native.base64Encode(native.hmacSha256(secret, signingInput), true)}`;
 }

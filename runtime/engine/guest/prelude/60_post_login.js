@@ -131,14 +131,17 @@ function redirectTarget(url, query) {
   if (query === undefined) return target.href;
   if (!isObject(query)) throw new TypeErrorCtor('The "query" option must be an object');
   const keys = ObjectKeys(query);
-  if (target.search === '') {
+  if (target._record.query === null) {
+    // Form-encoded text needs no further encoding: append it as it is.
     let text = '';
     for (const key of keys) {
       const v = query[key];
       if (v !== undefined) text += (text ? '&' : '') + formEncode(key) + '=' + formEncode(String(v));
     }
-    if (text) target.search = '?' + text;
-    return target.href;
+    if (!text) return target.href;
+    const hash = target.hash;
+    const base = hash ? target.href.slice(0, -hash.length) : target.href;
+    return base + '?' + text + hash;
   }
   for (const key of keys) {
     const v = query[key];
