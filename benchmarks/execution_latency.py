@@ -207,6 +207,34 @@ def throughput(processes: int, seconds: float) -> float:
     return sum(count / elapsed for count, elapsed in results)
 
 
+def pool_throughput(processes: int, seconds: float, threads: int) -> float:
+    """Executions per second through ExecutorPool (msgpack over pipes), from `threads` callers."""
+    import threading
+
+    from runtime.sandbox.pool import ExecutorPool
+
+    action = compile_action(ACTION.read_text())
+    event = json.loads(EVENT.read_text())
+    counts = [0] * threads
+    with ExecutorPool(processes=processes) as pool:
+        for _ in range(200):
+            pool.execute(action, "onExecutePostLogin", event, secrets=SECRETS)
+        deadline = time.perf_counter() + seconds
+
+        def caller(i: int) -> None:
+            while time.perf_counter() < deadline:
+                pool.execute(action, "onExecutePostLogin", event, secrets=SECRETS)
+                counts[i] += 1
+
+        started = time.perf_counter()
+        workers = [threading.Thread(target=caller, args=(i,)) for i in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return sum(counts) / (time.perf_counter() - started)
+
+
 def _rss_bytes() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -329,6 +357,8 @@ def main() -> int:
     print(f"Throughput: {args.seconds:.0f} s with one executor process, then with two…", flush=True)
     tp1 = throughput(1, args.seconds)
     tp2 = throughput(2, args.seconds)
+    print("Throughput through the executor pool (2 executors, 4 calling threads)…", flush=True)
+    tp_pool = pool_throughput(2, args.seconds, threads=4)
     print("Resident memory per live instance (15 live instances)…", flush=True)
     rss = rss_per_instance(15)
 
@@ -353,7 +383,11 @@ def main() -> int:
         },
         "latency": latency,
         "ratios": ratios,
-        "throughput": {"one_process_per_s": tp1, "two_processes_per_s": tp2},
+        "throughput": {
+            "one_process_per_s": tp1,
+            "two_processes_per_s": tp2,
+            "executor_pool_2_processes_per_s": tp_pool,
+        },
         "memory": rss,
         "targets": {
             "p50_at_most_150_us": ours <= TARGET_P50_US,
@@ -374,6 +408,7 @@ def main() -> int:
     print(f"  tollgate / node vm      {ratios['tollgate_p50_over_node_p50']:.3f}  (target ≤ 0.333)")
     print(f"  tollgate / quickjs-rs   {ratios['tollgate_p50_over_quickjs_rs_p50']:.3f}")
     print(f"\nThroughput: {tp1:,.0f}/s with one process, {tp2:,.0f}/s with two (target ≥ 10,000/s)")
+    print(f"  through the executor pool (IPC included, caller in the same machine): {tp_pool:,.0f}/s")
     print(f"Memory: {rss['rss_per_instance_bytes'] / 1024:,.0f} KiB of RSS per live instance (target ≤ 1,024 KiB)")
     print("\nTargets:")
     for name, ok in report["targets"].items():

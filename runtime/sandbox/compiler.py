@@ -15,6 +15,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import msgpack
 
@@ -30,7 +31,12 @@ MAX_SOURCE_BYTES = 100 * 1024
 
 @dataclass(frozen=True)
 class CompiledAction:
-    """An action compiled by one engine build. Only :func:`compile_action` makes these."""
+    """An action compiled by one engine build.
+
+    Only :func:`compile_action` makes these; the platform stores them and
+    passes them between processes, but never accepts bytecode from a
+    tenant. ``execute`` checks the bytecode against its digest.
+    """
 
     source: str
     trigger: str
@@ -39,6 +45,29 @@ class CompiledAction:
     build_id: str
     source_sha256: str
     bytecode_sha256: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "trigger": self.trigger,
+            "bytecode": self.bytecode,
+            "handlers": list(self.handlers),
+            "build_id": self.build_id,
+            "source_sha256": self.source_sha256,
+            "bytecode_sha256": self.bytecode_sha256,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> CompiledAction:
+        return cls(
+            source=str(data["source"]),
+            trigger=str(data["trigger"]),
+            bytecode=bytes(data["bytecode"]),
+            handlers=tuple(data["handlers"]),
+            build_id=str(data["build_id"]),
+            source_sha256=str(data["source_sha256"]),
+            bytecode_sha256=str(data["bytecode_sha256"]),
+        )
 
 
 def _check_source(source: str | bytes, max_bytes: int) -> str:

@@ -9,6 +9,7 @@ dropped. Nothing an execution does is visible to the next one.
 
 from __future__ import annotations
 
+import hashlib
 import secrets as secrets_module
 import threading
 import time
@@ -23,7 +24,7 @@ from runtime.limits import Limits
 from runtime.sandbox import _protocol as proto
 from runtime.sandbox._engine import HostFunction, engine, guest_call
 from runtime.sandbox.compiler import CompiledAction, compile_action
-from runtime.sandbox.errors import ActionError, SandboxError
+from runtime.sandbox.errors import ActionError, PlatformError, SandboxError, error_from_dict
 from runtime.triggers import host_functions as trigger_host_functions
 
 __all__ = ["ExecutionResult", "Stats", "Trace", "execute"]
@@ -92,6 +93,31 @@ class ExecutionResult:
             "error": None if self.error is None else self.error.to_dict(),
             "stats": {**self.stats.as_dict(), "limits": self.limits.as_dict()},
         }
+
+    def to_wire(self) -> dict[str, Any]:
+        """Everything in the result, as plain data (msgpack between processes, stored records)."""
+        return {
+            "status": self.status,
+            "commands": self.commands,
+            "logs": self.logs,
+            "error": None if self.error is None else self.error.to_dict(),
+            "stats": self.stats.as_dict(),
+            "limits": self.limits.as_dict(),
+            "trace": self.trace.as_dict(),
+        }
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> ExecutionResult:
+        trace = data["trace"]
+        return cls(
+            status=str(data["status"]),
+            commands=list(data["commands"]),
+            logs=list(data["logs"]),
+            error=None if data["error"] is None else error_from_dict(data["error"]),
+            stats=Stats(**data["stats"]),
+            limits=Limits(**data["limits"]),
+            trace=Trace(seed=trace["seed"], now_ms=trace["now_ms"], host_calls=list(trace["host_calls"])),
+        )
 
 
 class _Recompiled:
@@ -171,6 +197,8 @@ def execute(
         raise ValueError("the seed must be 32 bytes")
     now_ms = float(now_ms if now_ms is not None else time.time() * 1000)
     action = _recompiled.current(action)
+    if hashlib.sha256(action.bytecode).hexdigest() != action.bytecode_sha256:
+        raise PlatformError("The action's bytecode does not match its digest; compile the action again")
 
     full_event = dict(event)
     full_event["secrets"] = dict(secrets) if secrets is not None else dict(event.get("secrets") or {})
