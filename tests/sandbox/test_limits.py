@@ -217,3 +217,13 @@ def test_invalid_limits_are_refused(changes: dict[str, object], message: str) ->
     """Limits are whole numbers of at least 1, and only the known names."""
     with pytest.raises(LimitsError, match=message):
         Limits().replace(**changes)
+
+
+def test_stack_bytes_bounds_the_recursion_depth() -> None:
+    """A smaller stack_bytes gives a RangeError at a shallower depth."""
+    body = "let depth = 0; function f() { depth++; f(); } try { f() } catch (e) { console.log(e.name, depth) }"
+    shallow = run(body, limits=Limits(stack_bytes=32 * KiB))
+    deep = run(body, limits=Limits(stack_bytes=160 * KiB))
+    (name_shallow, depth_shallow), (name_deep, depth_deep) = (r.logs[0]["message"].split() for r in (shallow, deep))
+    assert name_shallow == name_deep == "RangeError"
+    assert 50 < int(depth_shallow) < int(depth_deep)
