@@ -329,3 +329,12 @@ class TestCache:
         result = self.run_cache("api.cache.delete('k'); console.log(String(api.cache.get('k')))", cache)
         assert logged(result) == ["undefined"]
         assert result.commands == [{"type": "cache_delete", "key": "k"}]
+
+
+def test_claim_values_convert_as_json_does() -> None:
+    """Boxed primitives unwrap, toJSON is applied once, undefined members drop, NaN becomes null."""
+    out = commands(
+        "api.idToken.setCustomClaim('v', [new Number(3), new String('s'), new Boolean(false),"
+        " {toJSON() { return {inner: {toJSON() { return 'deep' }}} }}, new Date(0), NaN, {u: undefined, f() {}}])"
+    )
+    assert out[0]["value"] == [3, "s", False, {"inner": "deep"}, "1970-01-01T00:00:00.000Z", None, {}]

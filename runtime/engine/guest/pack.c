@@ -159,6 +159,42 @@ static int is_skipped(JSContext *ctx, JSValueConst v)
     return JS_IsUndefined(v) || JS_IsSymbol(v) || JS_IsFunction(ctx, v);
 }
 
+/* What JSON.stringify serialises for the object `v`: the result of its
+ * toJSON method if it has one, then the primitive inside a boxed Number,
+ * String or Boolean. A new reference, or JS_EXCEPTION. */
+static JSValue json_substitute(JSContext *ctx, JSValueConst v)
+{
+    JSValue out = JS_DupValue(ctx, v);
+    JSValue to_json = JS_GetPropertyStr(ctx, v, "toJSON");
+    if (JS_IsException(to_json)) {
+        JS_FreeValue(ctx, out);
+        return JS_EXCEPTION;
+    }
+    if (JS_IsFunction(ctx, to_json)) {
+        JS_FreeValue(ctx, out);
+        out = JS_Call(ctx, to_json, v, 0, NULL);
+    }
+    JS_FreeValue(ctx, to_json);
+    if (JS_IsException(out) || !JS_IsObject(out))
+        return out;
+    JSClassID cls = JS_GetClassID(out);
+    JSValue prim = JS_UNDEFINED;
+    if (cls == boxed_number) {
+        double d;
+        prim = JS_ToFloat64(ctx, &d, out) ? JS_EXCEPTION : JS_NewFloat64(ctx, d);
+    } else if (cls == boxed_string) {
+        prim = JS_ToString(ctx, out);
+    } else if (cls == boxed_boolean) {
+        JSValue value_of = JS_GetPropertyStr(ctx, out, "valueOf");
+        prim = JS_IsException(value_of) ? JS_EXCEPTION : JS_Call(ctx, value_of, out, 0, NULL);
+        JS_FreeValue(ctx, value_of);
+    } else {
+        return out;
+    }
+    JS_FreeValue(ctx, out);
+    return prim;
+}
+
 static int pack_value(JSContext *ctx, tg_buf_t *b, JSValueConst v, int depth);
 
 static int pack_array(JSContext *ctx, tg_buf_t *b, JSValueConst v, int depth)
@@ -261,51 +297,21 @@ static int pack_value(JSContext *ctx, tg_buf_t *b, JSValueConst v, int depth)
         h = 0xc0;
         return put(b, &h, 1);
     }
-    JSValue to_json = JS_GetPropertyStr(ctx, v, "toJSON");
-    if (JS_IsException(to_json))
+    JSValue w = json_substitute(ctx, v);
+    if (JS_IsException(w))
         return TG_PACK_EXCEPTION;
-    if (JS_IsFunction(ctx, to_json)) {
-        JSValue converted = JS_Call(ctx, to_json, v, 0, NULL);
-        JS_FreeValue(ctx, to_json);
-        if (JS_IsException(converted))
-            return TG_PACK_EXCEPTION;
-        int r = is_skipped(ctx, converted) ? put(b, &NIL, 1) : pack_value(ctx, b, converted, depth + 1);
-        JS_FreeValue(ctx, converted);
-        return r;
+    int r;
+    if (!JS_IsObject(w)) {
+        r = is_skipped(ctx, w) ? put(b, &NIL, 1) : pack_value(ctx, b, w, depth + 1);
+    } else {
+        int is_array = JS_IsArray(w);
+        r = is_array < 0 ? TG_PACK_EXCEPTION
+            : is_array   ? pack_array(ctx, b, w, depth)
+            : JS_IsFunction(ctx, w) ? put(b, &NIL, 1)
+                                    : pack_object(ctx, b, w, depth);
     }
-    JS_FreeValue(ctx, to_json);
-    /* Boxed primitives serialise as their value, as in JSON. */
-    JSClassID cls = JS_GetClassID(v);
-    if (cls == boxed_number) {
-        double d;
-        if (JS_ToFloat64(ctx, &d, v))
-            return TG_PACK_EXCEPTION;
-        return put_number(b, d);
-    }
-    if (cls == boxed_boolean) {
-        JSValue value_of = JS_GetPropertyStr(ctx, v, "valueOf");
-        if (JS_IsException(value_of))
-            return TG_PACK_EXCEPTION;
-        JSValue prim = JS_Call(ctx, value_of, v, 0, NULL);
-        JS_FreeValue(ctx, value_of);
-        if (JS_IsException(prim))
-            return TG_PACK_EXCEPTION;
-        h = JS_ToBool(ctx, prim) > 0 ? 0xc3 : 0xc2;
-        JS_FreeValue(ctx, prim);
-        return put(b, &h, 1);
-    }
-    if (cls == boxed_string) {
-        JSValue str = JS_ToString(ctx, v);
-        if (JS_IsException(str))
-            return TG_PACK_EXCEPTION;
-        int r = put_js_string(ctx, b, str);
-        JS_FreeValue(ctx, str);
-        return r;
-    }
-    int is_array = JS_IsArray(v);
-    if (is_array < 0)
-        return TG_PACK_EXCEPTION;
-    return is_array ? pack_array(ctx, b, v, depth) : pack_object(ctx, b, v, depth);
+    JS_FreeValue(ctx, w);
+    return r;
 }
 
 int tg_pack(JSContext *ctx, tg_buf_t *b, JSValueConst v)
@@ -497,41 +503,16 @@ static int json_value(JSContext *ctx, tg_buf_t *b, JSValueConst v, int depth)
     default:
         return put(b, "null", 4);
     }
-    JSValue to_json = JS_GetPropertyStr(ctx, v, "toJSON");
-    if (JS_IsException(to_json))
+    JSValue w = json_substitute(ctx, v);
+    if (JS_IsException(w))
         return TG_PACK_EXCEPTION;
-    if (JS_IsFunction(ctx, to_json)) {
-        JSValue converted = JS_Call(ctx, to_json, v, 0, NULL);
-        JS_FreeValue(ctx, to_json);
-        if (JS_IsException(converted))
-            return TG_PACK_EXCEPTION;
-        int r = is_skipped(ctx, converted) ? put(b, "null", 4) : json_value(ctx, b, converted, depth + 1);
-        JS_FreeValue(ctx, converted);
-        return r;
-    }
-    JS_FreeValue(ctx, to_json);
-    JSClassID cls = JS_GetClassID(v);
-    if (cls == boxed_number)
-        return json_number(ctx, b, v);
-    if (cls == boxed_string) {
-        JSValue str = JS_ToString(ctx, v);
-        if (JS_IsException(str))
-            return TG_PACK_EXCEPTION;
-        int r = json_js_string(ctx, b, str);
-        JS_FreeValue(ctx, str);
-        return r;
-    }
-    if (cls == boxed_boolean) {
-        JSValue value_of = JS_GetPropertyStr(ctx, v, "valueOf");
-        JSValue prim = JS_Call(ctx, value_of, v, 0, NULL);
-        JS_FreeValue(ctx, value_of);
-        if (JS_IsException(prim))
-            return TG_PACK_EXCEPTION;
-        int truth = JS_ToBool(ctx, prim) > 0;
-        JS_FreeValue(ctx, prim);
-        return truth ? put(b, "true", 4) : put(b, "false", 5);
-    }
-    return json_object(ctx, b, v, depth);
+    int r;
+    if (!JS_IsObject(w))
+        r = is_skipped(ctx, w) ? put(b, "null", 4) : json_value(ctx, b, w, depth + 1);
+    else
+        r = JS_IsFunction(ctx, w) ? put(b, "null", 4) : json_object(ctx, b, w, depth);
+    JS_FreeValue(ctx, w);
+    return r;
 }
 
 int tg_json(JSContext *ctx, tg_buf_t *b, JSValueConst v)
