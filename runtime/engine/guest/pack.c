@@ -142,15 +142,23 @@ static int put_number(tg_buf_t *b, double d)
     return put(b, h, 9);
 }
 
-static int put_js_string(JSContext *ctx, tg_buf_t *b, JSValueConst v)
+/* Write the UTF-8 text of the string `v` with `writer` (msgpack or JSON). */
+typedef int text_writer(tg_buf_t *b, const char *s, size_t n);
+
+static int put_text(JSContext *ctx, tg_buf_t *b, JSValueConst v, text_writer *writer)
 {
     size_t n;
     const char *s = JS_ToCStringLen(ctx, &n, v);
     if (!s)
         return TG_PACK_EXCEPTION;
-    int r = tg_pack_str(b, s, n);
+    int r = writer(b, s, n);
     JS_FreeCString(ctx, s);
     return r;
+}
+
+static int put_js_string(JSContext *ctx, tg_buf_t *b, JSValueConst v)
+{
+    return put_text(ctx, b, v, tg_pack_str);
 }
 
 /* What JSON.stringify leaves out of an object (and writes as null in an array). */
@@ -378,13 +386,7 @@ static int json_string(tg_buf_t *b, const char *s, size_t n)
 
 static int json_js_string(JSContext *ctx, tg_buf_t *b, JSValueConst v)
 {
-    size_t n;
-    const char *s = JS_ToCStringLen(ctx, &n, v);
-    if (!s)
-        return TG_PACK_EXCEPTION;
-    int r = json_string(b, s, n);
-    JS_FreeCString(ctx, s);
-    return r;
+    return put_text(ctx, b, v, json_string);
 }
 
 static int json_number(JSContext *ctx, tg_buf_t *b, JSValueConst v)
