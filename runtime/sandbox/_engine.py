@@ -82,9 +82,13 @@ def _cache_dir() -> Path:
 def pool_settings(module: bytes) -> PoolSettings:
     """Keep the snapshot's memory (and room to grow) resident between executions.
 
-    Resetting a kept page costs a copy only when the execution dirtied it
-    (wasmtime scans the page map); a page that is not kept faults on its
-    next use, which costs more. ``TOLLGATE_KEEP_RESIDENT_BYTES`` overrides.
+    After each execution wasmtime restores the kept part of a memory slot
+    from the snapshot. Measured on this project's machines, that costs about
+    16 µs per MiB of snapshot, written to or not (the memory beyond the
+    snapshot's size costs nothing until an execution grows into it); a page
+    that is not kept instead faults on its next use, about 3 µs each, and an
+    execution of the seed action touches some 40. Keeping the whole snapshot
+    resident is the faster side. ``TOLLGATE_KEEP_RESIDENT_BYTES`` overrides.
     """
     default = wasm_binary.memory_minimum_bytes(module) + KEEP_RESIDENT_HEADROOM_BYTES
     keep = int(os.environ.get("TOLLGATE_KEEP_RESIDENT_BYTES", str(default)))

@@ -14,15 +14,12 @@
 const global = globalThis;
 
 const ObjectKeys = Object.keys;
-const ObjectEntries = Object.entries;
 const ObjectFreeze = Object.freeze;
 const ObjectCreate = Object.create;
 const ObjectGetPrototypeOf = Object.getPrototypeOf;
 const ObjectDefineProperty = Object.defineProperty;
-const ObjectGetOwnPropertyNames = Object.getOwnPropertyNames;
 const ArrayIsArray = Array.isArray;
 const StringFromCharCode = String.fromCharCode;
-const StringFromCodePoint = String.fromCodePoint;
 const JSONStringify = JSON.stringify;
 const JSONParse = JSON.parse;
 const MathFloor = Math.floor;
