@@ -1129,8 +1129,9 @@ uint32_t tg_run(uint32_t len)
 
     JSValue args[2] = {wrapper, req};
     JSValue r = JS_Call(ctx, hook_start, JS_UNDEFINED, 2, (JSValueConst *)args);
-    JS_FreeValue(ctx, wrapper);
-    JS_FreeValue(ctx, req);
+    /* The wrapper and the request are not freed: the instance is dropped
+     * after this call, and freeing them would only walk the action's code
+     * and the whole event to release memory nobody will use again. */
     if (JS_IsException(r)) {
         emit_fault();
         finish_call();
