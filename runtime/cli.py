@@ -38,12 +38,14 @@ def _engine_info(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from runtime import server
     from sdk import runner
 
     top = argparse.ArgumentParser(prog="tollgate", description="A sandboxed runtime for login actions.")
     top.add_argument("--version", action="version", version=f"tollgate {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runner.add_parser(sub)
+    server.add_parsers(sub)
 
     engine = sub.add_parser("engine", help="build or describe the WebAssembly engine")
     engine_sub = engine.add_subparsers(dest="engine_command", required=True, metavar="SUBCOMMAND")

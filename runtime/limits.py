@@ -46,6 +46,15 @@ class LimitsError(ValueError):
     """A limit is unknown, not a whole number, or outside 1..platform maximum."""
 
 
+def _check_whole_numbers(limits: Any) -> None:
+    for field in dataclasses.fields(limits):
+        value = getattr(limits, field.name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise LimitsError(f"{field.name} must be a whole number, not {value!r}")
+        if value < 1:
+            raise LimitsError(f"{field.name} must be at least 1")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Limits:
     """The limits of one execution. Immutable; :meth:`replace` derives new ones."""
@@ -60,12 +69,7 @@ class Limits:
     max_host_calls: int = 32
 
     def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise LimitsError(f"{field.name} must be a whole number, not {value!r}")
-            if value < 1:
-                raise LimitsError(f"{field.name} must be at least 1")
+        _check_whole_numbers(self)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -99,3 +103,71 @@ PLATFORM_MAXIMUMS = Limits(
     max_commands=10_000,
     max_host_calls=1_000,
 )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Quotas:
+    """Per-tenant quotas, set by operators beside the execution limits.
+
+    ``max_actions`` actions per tenant; ``max_concurrent_executions`` at once
+    (past it a login fails with ``resource_exhausted``, as in the hosted
+    product); ``max_code_bytes`` per action's source (past it: HTTP 413).
+    """
+
+    max_actions: int = 100
+    max_concurrent_executions: int = 50
+    max_code_bytes: int = 100 * KiB
+
+    def __post_init__(self) -> None:
+        _check_whole_numbers(self)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def within(self, maximums: Quotas) -> Quotas:
+        for name in self.names():
+            if getattr(self, name) > getattr(maximums, name):
+                raise LimitsError(f"{name} may be at most {getattr(maximums, name):,}")
+        return self
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.names()}
+
+
+PLATFORM_QUOTA_MAXIMUMS = Quotas(max_actions=1_000, max_concurrent_executions=1_000, max_code_bytes=1 * MiB)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantLimits:
+    """A tenant's execution limits and quotas: platform defaults with the operator's overrides."""
+
+    execution: Limits
+    quotas: Quotas
+
+    @classmethod
+    def from_overrides(cls, overrides: dict[str, int]) -> TenantLimits:
+        """Apply `overrides` (names from either set) to the defaults, within the platform maximums."""
+        unknown = set(overrides) - set(Limits.names()) - set(Quotas.names())
+        if unknown:
+            raise LimitsError(f"unknown limit: {', '.join(sorted(unknown))}")
+        execution = Limits(**{k: v for k, v in overrides.items() if k in Limits.names()})
+        quotas = Quotas(**{k: v for k, v in overrides.items() if k in Quotas.names()})
+        return cls(execution.within(PLATFORM_MAXIMUMS), quotas.within(PLATFORM_QUOTA_MAXIMUMS))
+
+    def as_dict(self) -> dict[str, int]:
+        return {**self.execution.as_dict(), **self.quotas.as_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class FixedLimits:
+    """Limits from the hosted product that operators do not change."""
+
+    secrets_per_action: int = 30
+    secret_name_chars: int = 128
+    secret_value_chars: int = 4096
+    actions_per_trigger: int = 20
+    versions_per_action: int = 50
+
+
+FIXED = FixedLimits()

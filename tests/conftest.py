@@ -8,6 +8,8 @@ import pytest
 
 from runtime.sandbox import CompiledAction, compile_action
 
+pytest_plugins = ("tests.fix_db", "tests.fix_api")
+
 ROOT = Path(__file__).resolve().parent.parent
 ACME = ROOT / "tenants" / "acme-bank"
 

@@ -31,7 +31,7 @@ import msgpack
 
 from runtime.limits import Limits
 from runtime.sandbox.compiler import CompiledAction
-from runtime.sandbox.errors import PlatformError
+from runtime.sandbox.errors import PlatformError, error_from_dict
 from runtime.sandbox.executor import ExecutionResult
 
 __all__ = ["SCRUBBED_ENVIRONMENT", "ExecutorPool"]
@@ -40,6 +40,22 @@ log = logging.getLogger(__name__)
 
 # What an executor must never hold.
 SCRUBBED_ENVIRONMENT = ("DATABASE_URL", "TOLLGATE_MASTER_KEY", "TOLLGATE_OPERATOR_KEY", "PGPASSWORD")
+
+
+def _compile(request: dict[str, Any]) -> dict[str, Any]:
+    from runtime.sandbox.compiler import compile_action
+    from runtime.sandbox.errors import SandboxError
+
+    try:
+        action = compile_action(
+            request["source"],
+            trigger=request["trigger"],
+            limits=Limits(**request["limits"]),
+            max_source_bytes=request["max_source_bytes"],
+        )
+    except SandboxError as exc:
+        return {"error": exc.to_dict()}
+    return {"action": action.to_wire()}
 
 
 def _executor_main(conn: Connection) -> None:
@@ -59,6 +75,9 @@ def _executor_main(conn: Connection) -> None:
         request = msgpack.unpackb(raw)
         if "probe" in request:
             conn.send_bytes(msgpack.packb({"environment": sorted(os.environ)}))
+            continue
+        if "compile" in request:
+            conn.send_bytes(msgpack.packb(_compile(request["compile"])))
             continue
         try:
             result = execute(
@@ -151,20 +170,45 @@ class ExecutorPool:
                 "replay_host_calls": replay_host_calls,
             }
         )
-        executor = self._idle.get()
-        try:
-            executor.conn.send_bytes(request)
-            reply = msgpack.unpackb(executor.conn.recv_bytes())
-        except (EOFError, OSError):
-            log.error("an executor died while running an execution (exit code %s); replacing it",
-                      executor.process.exitcode)  # fmt: skip
-            executor = self._replace(executor)
-            raise PlatformError("The executor running the action failed; the login should be retried") from None
-        finally:
-            self._idle.put(executor)
+        reply = self._ask(request)
         if "platform_error" in reply:
             raise PlatformError(reply["platform_error"])
         return ExecutionResult.from_wire(reply["result"])
+
+    def _ask(self, request: bytes) -> dict[str, Any]:
+        executor = self._idle.get()
+        try:
+            executor.conn.send_bytes(request)
+            reply: dict[str, Any] = msgpack.unpackb(executor.conn.recv_bytes())
+            return reply
+        except (EOFError, OSError):
+            log.error("an executor died (exit code %s); replacing it", executor.process.exitcode)
+            executor = self._replace(executor)
+            raise PlatformError("The executor running the action failed; try again") from None
+        finally:
+            self._idle.put(executor)
+
+    def compile(
+        self, source: str | bytes, *, trigger: str, limits: Limits | None = None, max_source_bytes: int = 100 * 1024
+    ) -> CompiledAction:
+        """Compile on a free executor (tenant code runs there, never in the caller)."""
+        if self._closed:
+            raise PlatformError("the executor pool is closed")
+        reply = self._ask(
+            msgpack.packb(
+                {
+                    "compile": {
+                        "source": source,
+                        "trigger": trigger,
+                        "limits": (limits or Limits()).as_dict(),
+                        "max_source_bytes": max_source_bytes,
+                    }
+                }
+            )
+        )
+        if "error" in reply:
+            raise error_from_dict(reply["error"])
+        return CompiledAction.from_wire(reply["action"])
 
     def environments(self) -> list[list[str]]:
         """The names in each executor's environment (waits until every executor is free)."""

@@ -1,0 +1,61 @@
+"""The Starlette application: the management API (and, as they arrive, the login endpoints).
+
+Lifecycle: :func:`create_app` once per server process; its lifespan starts
+the services (database, schema, keys, executor processes) and a sweeper for
+expired cache entries, and stops them when the server stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from runtime.api.errors import error_response, handle_exception
+from runtime.api.openapi import document
+from runtime.api.routes import ENDPOINTS
+from runtime.api.services import start_services, sweep_forever
+from runtime.config import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, *, executors: int | None = None) -> Starlette:
+    """The application; services start with its lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = await start_services(settings or Settings.from_environment(), executors=executors)
+        app.state.services = services
+        sweeper = asyncio.create_task(sweep_forever(services))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await services.close()
+
+    openapi = document(ENDPOINTS)
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(openapi)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return error_response(404, "not_found", f"No route {request.url.path}; see /api/v2/openapi.json")
+        if exc.status_code == 405:
+            return error_response(405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}")
+        return error_response(exc.status_code, "http_error", str(exc.detail))
+
+    routes = [Route("/api/v2/openapi.json", openapi_json, methods=["GET"]), *(e.route() for e in ENDPOINTS)]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: handle_exception},
+    )

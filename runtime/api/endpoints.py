@@ -1,0 +1,73 @@
+"""Endpoints: a handler with its method, path, audience and body model.
+
+One declaration gives the Starlette route (authentication and error mapping
+around the handler) and the operation in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from runtime.api.auth import authenticate
+from runtime.api.bodies import read_model
+from runtime.api.errors import handle_exception
+from runtime.api.services import Services
+from runtime.store.records import Principal
+
+__all__ = ["Call", "Endpoint", "json"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a handler gets: the request, who made it, the services, the validated body."""
+
+    request: Request
+    principal: Principal
+    services: Services
+    body: Any = None
+
+    @property
+    def tenant_id(self) -> str:
+        assert self.principal.tenant_id is not None
+        return self.principal.tenant_id
+
+    def param(self, name: str) -> str:
+        return str(self.request.path_params[name])
+
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+
+def json(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    audience: str  # "operator" | "tenant"
+    body: type[BaseModel] | None = None
+    status: int = 200
+    query: tuple[str, ...] = field(default=())
+
+    def route(self) -> Route:
+        async def endpoint(request: Request) -> Response:
+            try:
+                services: Services = request.app.state.services
+                principal = await authenticate(request, services, self.audience)
+                body = await read_model(request, self.body) if self.body is not None else None
+                return await self.handler(Call(request, principal, services, body))
+            except Exception as exc:  # every failure becomes one JSON error (errors.py)
+                return await handle_exception(request, exc)
+
+        return Route(self.path, endpoint, methods=[self.method], name=f"{self.method} {self.path}")

@@ -1,0 +1,15 @@
+"""The API's endpoints, by concept."""
+
+from runtime.api.endpoints import Endpoint
+from runtime.api.routes import actions, clients, operator, settings, users
+
+# Order matters where paths overlap: /tenants/settings before /tenants/{id}.
+ENDPOINTS: list[Endpoint] = [
+    *settings.ENDPOINTS,
+    *operator.ENDPOINTS,
+    *actions.ENDPOINTS,
+    *clients.ENDPOINTS,
+    *users.ENDPOINTS,
+]
+
+__all__ = ["ENDPOINTS"]

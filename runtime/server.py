@@ -1,0 +1,143 @@
+"""Running the service: ``tollgate serve``, ``tollgate migrate``, ``tollgate rotate-master-key``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from typing import Any
+
+from runtime.config import Settings
+
+log = logging.getLogger("tollgate")
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+
+
+async def _preflight(settings: Settings) -> None:
+    """Check, before serving, that the service can start; StartupError says why not."""
+    from runtime.api.services import StartupError, check_keyring, resolve_keyring
+    from runtime.store import Store, database_url, migrate
+
+    try:
+        url = await asyncio.to_thread(database_url, settings.database_url, settings.home)
+        await asyncio.to_thread(migrate, url, report=log.info)
+    except Exception as exc:
+        raise StartupError(f"the database cannot be used: {type(exc).__name__}: {exc}") from None
+    keyring, _ = resolve_keyring(settings)
+    store = await Store.open(url, keyring)
+    try:
+        await check_keyring(store, keyring)
+    finally:
+        await store.close()
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from runtime.api.app import create_app
+    from runtime.api.services import StartupError
+
+    _configure_logging()
+    settings = Settings.from_environment()
+    try:
+        asyncio.run(_preflight(settings))
+    except StartupError as exc:
+        log.error("Cannot start: %s", exc)
+        return 1
+    log.info("Serving the management API at http://%s:%d/api/v2 (OpenAPI document: /api/v2/openapi.json)",
+             args.host, args.port)  # fmt: skip
+    uvicorn.run(
+        create_app(settings), host=args.host, port=args.port, log_level="info", access_log=True, log_config=None
+    )
+    return 0
+
+
+def migrate_command(args: argparse.Namespace) -> int:
+    from runtime.store import database_url, migrate
+
+    _configure_logging()
+    settings = Settings.from_environment()
+    try:
+        url = database_url(settings.database_url, settings.home)
+        migrate(url, report=print)
+    except Exception as exc:
+        print(f"tollgate migrate: the database cannot be used: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _rotate(settings: Settings, retire: bool) -> str:
+    from runtime.api.services import StartupError, resolve_keyring
+    from runtime.store import Store, database_url
+    from runtime.vault import MasterKeyring
+
+    url = await asyncio.to_thread(database_url, settings.database_url, settings.home)
+    keyring, origin = resolve_keyring(settings)
+    if keyring is None:
+        raise StartupError("no master key is configured: set TOLLGATE_MASTER_KEY")
+    key_file = settings.home / "master.key" if not settings.master_key else None
+    if key_file is not None and not retire:
+        # The key file: put a new key first, keep the old ones so running servers can still unwrap.
+        keyring = MasterKeyring.parse(MasterKeyring.generate_text() + "," + keyring.text())
+        _write_key_file(key_file, keyring.text())
+    store = await Store.open(url, keyring)
+    try:
+        count = await store.data_keys.rewrap_all(keyring)
+        in_use = await store.data_keys.master_key_ids()
+    finally:
+        await store.close()
+    if retire:
+        stale = [k for k in keyring.ids[1:] if k not in in_use]
+        if key_file is not None and stale:
+            _write_key_file(key_file, keyring.text().split(",")[0])
+        return f"Re-wrapped {count} data keys; the key file now holds only key {keyring.current_id}"
+    return (
+        f"Re-wrapped {count} data keys with master key {keyring.current_id} (from {origin}). "
+        "Older keys are no longer needed once every server runs with the new key"
+        + ("; run `tollgate rotate-master-key --retire` to drop them from the key file." if key_file else ".")
+    )
+
+
+def _write_key_file(path: Any, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    os.replace(tmp, path)
+
+
+def rotate_command(args: argparse.Namespace) -> int:
+    from runtime.api.services import StartupError
+    from runtime.vault import VaultError
+
+    _configure_logging()
+    try:
+        print(asyncio.run(_rotate(Settings.from_environment(), args.retire)))
+    except (StartupError, VaultError) as exc:
+        print(f"tollgate rotate-master-key: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    parser = sub.add_parser("serve", help="serve the management API (applies migrations first)")
+    parser.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="default: 8080")
+    parser.set_defaults(func=serve)
+    parser = sub.add_parser("migrate", help="apply database migrations (also done by serve)")
+    parser.set_defaults(func=migrate_command)
+    parser = sub.add_parser(
+        "rotate-master-key",
+        help="re-wrap every tenant data key with the first key of the master keyring",
+        description=(
+            "With TOLLGATE_MASTER_KEY: set it to 'NEW,OLD' on every server, run this, then drop OLD. "
+            "With the embedded default's key file: a new key is generated and put first."
+        ),
+    )
+    parser.add_argument("--retire", action="store_true", help="drop keys no data key uses from the key file")
+    parser.set_defaults(func=rotate_command)

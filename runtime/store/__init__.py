@@ -1,0 +1,87 @@
+"""The store: everything that must survive, in PostgreSQL. The only package that imports psycopg.
+
+Every table that holds tenant data has the tenant's id, and every query of a
+tenant's data filters by the tenant the caller authenticated as (the
+repositories take it as their first argument). Queries are parameterised.
+
+Lifecycle: :meth:`Store.open` once per process (a connection pool); the
+repositories' methods once per request, each in its own transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from runtime.store import embedded
+from runtime.store.actions import Actions
+from runtime.store.base import Conn
+from runtime.store.cache import Cache
+from runtime.store.clients import Clients
+from runtime.store.errors import Conflict, NotFound, QuotaExceeded, StoreError, StoreUnavailable
+from runtime.store.executions import Executions
+from runtime.store.migrate import migrate
+from runtime.store.tenants import Keys, Tenants
+from runtime.store.users import Users
+from runtime.store.vault import DataKeys
+from runtime.vault import MasterKeyring
+
+__all__ = [
+    "Conflict",
+    "NotFound",
+    "QuotaExceeded",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "database_url",
+    "migrate",
+]
+
+log = logging.getLogger(__name__)
+
+
+def database_url(configured: str | None, home: Path) -> str:
+    """The URL to use: the configured one, or the embedded server's (started if needed)."""
+    return configured if configured else embedded.start(home)
+
+
+class Store:
+    """The connection pool and the repositories over it."""
+
+    def __init__(self, pool: AsyncConnectionPool[Conn], keyring: MasterKeyring | None) -> None:
+        self.pool = pool
+        self.data_keys = DataKeys(pool, keyring)
+        self.tenants = Tenants(pool)
+        self.keys = Keys(pool)
+        self.actions = Actions(pool, self.data_keys)
+        self.clients = Clients(pool)
+        self.users = Users(pool)
+        self.cache = Cache(pool)
+        self.executions = Executions(pool)
+
+    @classmethod
+    async def open(cls, url: str, keyring: MasterKeyring | None, *, max_connections: int = 10) -> Store:
+        pool = AsyncConnectionPool(
+            url,
+            connection_class=Conn,
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+        )
+        try:
+            await pool.open(wait=True, timeout=30)
+        except Exception as exc:
+            await pool.close()
+            raise StoreUnavailable(f"the database cannot be reached: {type(exc).__name__}") from None
+        return cls(pool, keyring)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def holds_secrets(self) -> bool:
+        """Whether any tenant data key exists (then a master key is required)."""
+        return await self.data_keys.any_exist()

@@ -1,0 +1,42 @@
+"""What the repositories share: the pool, transactions, id checks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from runtime.store.errors import NotFound, StoreUnavailable
+
+Conn = psycopg.AsyncConnection[dict[str, Any]]
+
+
+def parse_id(value: str, what: str) -> uuid.UUID:
+    """A UUID from the caller; anything else is simply not found (no oracle)."""
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"no {what} with the id {value!r}") from None
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+class Repository:
+    """Base of the repositories: one pool; each method runs in one transaction."""
+
+    def __init__(self, pool: AsyncConnectionPool[Conn]) -> None:
+        self.pool = pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"the database failed: {type(exc).__name__}") from None

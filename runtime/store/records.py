@@ -1,0 +1,164 @@
+"""The rows the store hands out, as immutable records."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from runtime.sandbox import CompiledAction
+
+
+def _compiled(record: Action | Version) -> CompiledAction:
+    return CompiledAction(
+        source=record.code,
+        trigger=record.trigger_id,
+        bytecode=record.bytecode,
+        handlers=tuple(record.handlers),
+        build_id=record.engine_build_id,
+        source_sha256=hashlib.sha256(record.code.encode("utf-8", "surrogatepass")).hexdigest(),
+        bytecode_sha256=record.bytecode_sha256,
+    )
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    limits: dict[str, int]
+    allowed_redirect_hosts: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    tenant_id: str | None
+    kind: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request authenticated as: the operator, or one tenant."""
+
+    kind: str  # "operator" | "tenant"
+    key_id: str
+    tenant_id: str | None = None
+
+    @property
+    def is_operator(self) -> bool:
+        return self.kind == "operator"
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    """A secret's name and when it was last set; never its value."""
+
+    name: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Action:
+    tenant_id: str
+    id: str
+    name: str
+    trigger_id: str
+    trigger_version: str
+    runtime: str
+    code: str
+    bytecode: bytes
+    bytecode_sha256: str
+    engine_build_id: str
+    handlers: list[str]
+    status: str
+    deployed_version_id: str | None
+    deployed_version_number: int | None
+    all_changes_deployed: bool
+    secrets: list[SecretInfo]
+    created_at: datetime
+    updated_at: datetime
+
+    def compiled(self) -> CompiledAction:
+        """The draft as the sandbox runs it."""
+        return _compiled(self)
+
+
+@dataclass(frozen=True)
+class Version:
+    tenant_id: str
+    id: str
+    action_id: str
+    number: int
+    trigger_id: str
+    trigger_version: str
+    runtime: str
+    code: str
+    bytecode: bytes
+    bytecode_sha256: str
+    engine_build_id: str
+    handlers: list[str]
+    deployed: bool
+    rolled_back_from: str | None
+    secrets: list[SecretInfo]
+    created_at: datetime
+
+    def compiled(self) -> CompiledAction:
+        """The version as the sandbox runs it."""
+        return _compiled(self)
+
+
+@dataclass(frozen=True)
+class Binding:
+    id: str
+    trigger_id: str
+    position: int
+    action_id: str
+    action_name: str
+    display_name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Client:
+    tenant_id: str
+    client_id: str
+    name: str
+    callbacks: list[str]
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class User:
+    tenant_id: str
+    id: str
+    email: str
+    email_verified: bool
+    name: str | None
+    app_metadata: dict[str, Any]
+    user_metadata: dict[str, Any]
+    logins_count: int
+    last_login: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    password_hash: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Execution:
+    tenant_id: str
+    id: str
+    trigger_id: str
+    kind: str
+    status: str
+    results: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,162 @@
+"""Bad input gets a clear 4xx, nothing is half-written, and the service keeps serving."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.fix_api import TenantClient
+
+CODE = "exports.onExecutePostLogin = async (event, api) => {};"
+GOOD = {"name": "ok", "supported_triggers": [{"id": "post-login", "version": "v3"}], "code": CODE}
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "message"),
+    [
+        (b"{not json", "application/json", 400, "not valid JSON"),
+        (b'{"name": "x",}', "application/json", 400, "not valid JSON"),
+        (b"[1, 2]", "application/json", 400, "must be a JSON object"),
+        (b'{"name": NaN}', "application/json", 400, "not valid JSON"),
+        (b'{"name": "\xff\xfe"}', "application/json", 400, "not valid UTF-8"),
+        (
+            b'{"name": "a\\u0000b", "supported_triggers": [{"id": "post-login"}], "code": "x"}',
+            "application/json",
+            400,
+            "NUL",
+        ),
+        (b"name=x", "application/x-www-form-urlencoded", 415, "as JSON"),
+        (b'{"name": 5, "supported_triggers": [{"id": "post-login"}], "code": "x"}', "application/json", 400, "name"),
+        (
+            b'{"name": "x", "supported_triggers": "post-login", "code": "x"}',
+            "application/json",
+            400,
+            "supported_triggers",
+        ),
+        (
+            b'{"name": "x", "supported_triggers": [{"id": "post-login"}]}',
+            "application/json",
+            400,
+            "missing field 'code'",
+        ),
+        (
+            b'{"name": "x", "supported_triggers": [{"id": "post-login"}], "code": "x", "status": "built"}',
+            "application/json",
+            400,
+            "unknown field 'status'",
+        ),
+        (
+            b'{"name": "x", "supported_triggers": [{"id": "post-login"}], "code": "x", "deploy": "yes"}',
+            "application/json",
+            400,
+            "deploy",
+        ),
+        (
+            b'{"name": "x", "supported_triggers": [{"id": "pre-user-registration"}], "code": "x"}',
+            "application/json",
+            400,
+            "Unknown trigger",
+        ),
+        (
+            b'{"name": "x", "supported_triggers": [{"id": "post-login"}], "code": "x", "runtime": "python3"}',
+            "application/json",
+            400,
+            "runtime",
+        ),
+    ],
+    ids=[
+        "malformed",
+        "trailing-comma",
+        "array",
+        "nan",
+        "bad-utf8",
+        "nul",
+        "form",
+        "wrong-type",
+        "not-a-list",
+        "missing",
+        "mass-assignment",
+        "string-bool",
+        "unknown-trigger",
+        "unknown-runtime",
+    ],
+)
+def test_bad_bodies_are_refused_clearly(
+    tenant: TenantClient, content: bytes, content_type: str, status: int, message: str
+) -> None:
+    """Each bad body gets its status and a message naming the problem; nothing is created."""
+    reply = tenant.client.post(
+        "/api/v2/actions/actions", content=content, headers={**tenant.headers, "Content-Type": content_type}
+    )
+    assert reply.status_code == status, reply.text
+    body = reply.json()
+    assert set(body) >= {"statusCode", "error", "message", "errorCode"}
+    assert message in body["message"]
+    assert tenant.get("/api/v2/actions/actions").json()["total"] == 0
+    assert tenant.post("/api/v2/actions/actions", json=GOOD).status_code == 201
+
+
+def test_huge_bodies_are_refused_while_streaming(tenant: TenantClient) -> None:
+    """A body over the cap is refused with 413, whether or not it declares its length."""
+
+    def chunks() -> Any:
+        for _ in range(64):
+            yield b"x" * 65536
+
+    declared = tenant.client.post(
+        "/api/v2/actions/actions", content=b"{" + b" " * (4 * 1024 * 1024) + b"}",
+        headers={**tenant.headers, "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert declared.status_code == 413 and declared.json()["errorCode"] == "body_too_large"
+    streamed = tenant.client.post(
+        "/api/v2/actions/actions", content=chunks(), headers={**tenant.headers, "Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    assert tenant.post("/api/v2/actions/actions", json=GOOD).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/v2/actions/actions/not-a-uuid", None),
+        ("GET", "/api/v2/actions/actions/00000000-0000-0000-0000-000000000000/versions/zzz", None),
+        ("GET", "/api/v2/actions/executions/%00", None),
+        ("PATCH", "/api/v2/actions/triggers/no-such-trigger/bindings", {"bindings": []}),
+        ("GET", "/api/v2/users/auth0%7Cnobody", None),
+    ],
+)
+def test_malformed_ids_are_simply_not_found(tenant: TenantClient, method: str, path: str, body: Any) -> None:
+    """An id that cannot exist is a 404 like any unknown id, never a 500."""
+    reply = tenant.client.request(method, path, headers=tenant.headers, json=body)
+    assert reply.status_code == 404, reply.text
+
+
+def test_bad_query_parameters_are_400(tenant: TenantClient) -> None:
+    """Paging parameters must be numbers."""
+    assert tenant.get("/api/v2/actions/actions", params={"page": "two"}).status_code == 400
+
+
+def test_unknown_routes_and_methods_answer_in_json(api: TestClient, tenant: TenantClient) -> None:
+    """404 and 405 use the same JSON error shape."""
+    assert api.get("/api/v2/nothing-here").json()["errorCode"] == "not_found"
+    reply = tenant.client.put("/api/v2/actions/actions", headers=tenant.headers, json={})
+    assert reply.status_code == 405 and reply.json()["errorCode"] == "method_not_allowed"
+
+
+def test_the_openapi_document_describes_every_route(api: TestClient) -> None:
+    """/api/v2/openapi.json lists every endpoint with its body schema."""
+    from runtime.api.routes import ENDPOINTS
+
+    doc = api.get("/api/v2/openapi.json").json()
+    assert doc["openapi"].startswith("3.1")
+    for endpoint in ENDPOINTS:
+        operation = doc["paths"][endpoint.path][endpoint.method.lower()]
+        assert operation["summary"] == endpoint.summary
+        if endpoint.body is not None:
+            ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"]
+    create = doc["components"]["schemas"]["ActionCreate"]
+    assert create["additionalProperties"] is False
+    assert set(create["required"]) == {"name", "supported_triggers", "code"}

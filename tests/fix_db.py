@@ -1,0 +1,60 @@
+"""A database for the test session: on the server DATABASE_URL names, or on the embedded one.
+
+Each session creates its own database (and drops it at the end), so runs
+never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from runtime.store import embedded
+
+
+def _server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        return configured
+    return embedded.start(Path(tmp_path_factory.mktemp("embedded-home")))
+
+
+def _with_database(url: str, name: str) -> str:
+    conninfo = psycopg.conninfo.conninfo_to_dict(url)
+    conninfo["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**conninfo)
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The PostgreSQL server the tests use (a connection to its admin database)."""
+    return _server_url(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def new_database(server_url: str) -> Iterator[object]:
+    """A factory of fresh, empty databases; all are dropped when the session ends."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"tollgate_test_{os.getpid()}_{secrets.token_hex(4)}"
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return _with_database(server_url, name)
+
+    yield make
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        for name in made:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(new_database: object) -> str:
+    """The session's main database (empty at first; the API's lifespan migrates it)."""
+    return new_database()  # type: ignore[operator]
