@@ -15,7 +15,9 @@ log = logging.getLogger("tollgate")
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S", force=True
+    )
 
 
 async def _preflight(settings: Settings) -> None:
@@ -49,10 +51,17 @@ def serve(args: argparse.Namespace) -> int:
     except StartupError as exc:
         log.error("Cannot start: %s", exc)
         return 1
-    log.info("Serving the management API at http://%s:%d/api/v2 (OpenAPI document: /api/v2/openapi.json)",
-             args.host, args.port)  # fmt: skip
+    ready = (
+        f"Ready: the management API is at http://{args.host}:{args.port}/api/v2 "
+        "(OpenAPI document: /api/v2/openapi.json). Stop with Ctrl+C."
+    )
     uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, log_level="info", access_log=True, log_config=None
+        create_app(settings, ready_message=ready),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        access_log=True,
+        log_config=None,
     )
     return 0
 
@@ -64,10 +73,12 @@ def migrate_command(args: argparse.Namespace) -> int:
     settings = Settings.from_environment()
     try:
         url = database_url(settings.database_url, settings.home)
-        migrate(url, report=print)
+        applied = migrate(url, report=print)
     except Exception as exc:
         print(f"tollgate migrate: the database cannot be used: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    if not applied:
+        print("The database schema is up to date: nothing to apply.")
     return 0
 
 

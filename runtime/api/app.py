@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -25,15 +26,21 @@ from runtime.config import Settings
 
 __all__ = ["create_app"]
 
+log = logging.getLogger("tollgate")
 
-def create_app(settings: Settings | None = None, *, executors: int | None = None) -> Starlette:
-    """The application; services start with its lifespan."""
+
+def create_app(
+    settings: Settings | None = None, *, executors: int | None = None, ready_message: str | None = None
+) -> Starlette:
+    """The application; services start with its lifespan, which logs `ready_message` when they have."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await start_services(settings or Settings.from_environment(), executors=executors)
         app.state.services = services
         sweeper = asyncio.create_task(sweep_forever(services))
+        if ready_message:
+            log.info("%s", ready_message)
         try:
             yield
         finally:

@@ -174,7 +174,7 @@ async def start_services(settings: Settings, *, executors: int | None = None) ->
             # Shown once: only its hash is stored.
             print(f"\n  Operator API key (shown once, keep it safe): {new_key}\n", flush=True)
         count = executors or settings.executors
-        log.info("Starting %d executor processes for sandboxed work", count)
+        log.info("Starting %d executor process%s for sandboxed work", count, "" if count == 1 else "es")
         pool = await anyio.to_thread.run_sync(lambda: ExecutorPool(processes=count))
     except BaseException:
         await store.close()

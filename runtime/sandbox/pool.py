@@ -135,7 +135,12 @@ class ExecutorPool:
             executor.wait_ready(start_timeout_s)
             self._all.append(executor)
             self._idle.put(executor)
-        log.info("%d executor processes ready in %.1f s", self._size, time.perf_counter() - started)
+        log.info(
+            "%d executor process%s ready in %.1f s",
+            self._size,
+            "" if self._size == 1 else "es",
+            time.perf_counter() - started,
+        )
 
     @property
     def size(self) -> int:

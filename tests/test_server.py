@@ -1,0 +1,200 @@
+"""The service as an operator runs it: `tollgate migrate` and `tollgate serve` in their own processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from runtime.vault import MasterKeyring
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _environment(**overrides: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_") and k != "DATABASE_URL"}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["TOLLGATE_EXECUTORS"] = "1"
+    for key, value in overrides.items():
+        if value is not None:
+            env[key] = value
+    return env
+
+
+def _tollgate(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.cli", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    """`tollgate serve` in a child process; its output is collected in a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/api/v2"
+        self.log_path = log_path
+        with log_path.open("w") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "runtime.cli", "serve", "--port", str(self.port)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited early:\n{self.output()}")
+            try:
+                if httpx.get(self.url + "/openapi.json", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"the server did not answer in {timeout} s:\n{self.output()}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=60)
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Any]:
+    started: list[Server] = []
+
+    def start(env: dict[str, str]) -> Server:
+        server = Server(env, tmp_path / f"server-{len(started)}.log")
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+
+
+def test_migrate_applies_each_migration_once(new_database: Any) -> None:
+    env = _environment(DATABASE_URL=new_database())
+    first = _tollgate("migrate", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "Applying migration 0001 (initial)" in first.stdout
+    second = _tollgate("migrate", env=env)
+    assert second.returncode == 0, second.stderr
+    assert "Applying" not in second.stdout
+    assert "up to date" in second.stdout.lower()
+
+
+def test_migrate_reports_an_unreachable_database_without_a_traceback() -> None:
+    env = _environment(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{_free_port()}/none?connect_timeout=2")
+    result = _tollgate("migrate", env=env)
+    assert result.returncode == 1
+    assert "the database cannot be used" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_with_database_url(new_database: Any, servers: Any) -> None:
+    master = MasterKeyring.generate_text()
+    operator = "tgo_" + "a" * 43
+    env = _environment(DATABASE_URL=new_database(), TOLLGATE_MASTER_KEY=master, TOLLGATE_OPERATOR_KEY=operator)
+    server = servers(env)
+    server.wait_ready()
+
+    admin = {"Authorization": f"Bearer {operator}"}
+    created = httpx.post(server.url + "/tenants", json={"name": "served"}, headers=admin, timeout=30)
+    assert created.status_code == 201, created.text
+    tenant_key = created.json()["api_key"]["key"]
+    tenant = {"Authorization": f"Bearer {tenant_key}"}
+    action = httpx.post(
+        server.url + "/actions/actions",
+        json={
+            "name": "with-a-secret",
+            "code": "exports.onExecutePostLogin = async (event, api) => { api.access.deny(event.secrets.WORD); };",
+            "supported_triggers": [{"id": "post-login", "version": "v3"}],
+            "secrets": [{"name": "WORD", "value": "swordfish-value"}],
+        },
+        headers=tenant,
+        timeout=30,
+    )
+    assert action.status_code == 201, action.text
+    run = httpx.post(
+        server.url + f"/actions/actions/{action.json()['id']}/test", json={"payload": {}}, headers=tenant, timeout=30
+    )
+    assert run.status_code == 200, run.text
+    assert run.json()["payload"]["commands"][0]["reason"] == "swordfish-value"
+    assert httpx.get(server.url + "/tenants", headers=tenant, timeout=10).status_code == 403
+
+    assert server.stop() == 0
+    output = server.output()
+    assert "Using the PostgreSQL server given by DATABASE_URL" in output
+    assert "Master key: the TOLLGATE_MASTER_KEY environment variable" in output
+    assert "Operator key: the TOLLGATE_OPERATOR_KEY environment variable" in output
+    assert f"Ready: the management API is at http://127.0.0.1:{server.port}/api/v2" in output
+    assert "POST /api/v2/tenants" in output  # the access log
+    for secret in (master, operator, tenant_key, "swordfish-value"):
+        assert secret not in output
+    assert "Traceback" not in output
+
+    # The database now holds secrets: another master key refuses to start, saying why.
+    refused = servers(_environment(**{**env, "TOLLGATE_MASTER_KEY": MasterKeyring.generate_text()}))
+    assert refused.process.wait(timeout=120) == 1
+    refused_output = refused.output()
+    assert "Cannot start" in refused_output
+    assert "TOLLGATE_MASTER_KEY" in refused_output
+    assert "Traceback" not in refused_output
+    without = servers(_environment(DATABASE_URL=env["DATABASE_URL"], TOLLGATE_OPERATOR_KEY=operator))
+    assert without.process.wait(timeout=120) == 1
+    assert "no master key is set" in without.output()
+
+
+def test_serve_on_the_embedded_default(tmp_path: Path, servers: Any) -> None:
+    home = tmp_path / "home"
+    env = _environment(TOLLGATE_HOME=str(home))
+    server = servers(env)
+    server.wait_ready(timeout=180)
+    output = server.output()
+    assert "No DATABASE_URL: using the embedded PostgreSQL" in output
+    lines = [line for line in output.splitlines() if "Operator API key (shown once" in line]
+    assert len(lines) == 1
+    operator = lines[0].rsplit(" ", 1)[-1]
+    key_file = home / "master.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key_file.read_text().strip() not in output
+    admin = {"Authorization": f"Bearer {operator}"}
+    assert httpx.post(server.url + "/tenants", json={"name": "kept"}, headers=admin, timeout=30).status_code == 201
+    assert server.stop() == 0
+    assert not (home / "pgdata" / "postmaster.pid").exists(), "the embedded server was left running"
+
+    # Second start: same data, same keys, nothing printed.
+    again = servers(env)
+    again.wait_ready(timeout=180)
+    tenants = httpx.get(again.url + "/tenants", headers=admin, timeout=30)
+    assert tenants.status_code == 200
+    assert [t["name"] for t in tenants.json()["tenants"]] == ["kept"]
+    assert again.stop() == 0
+    assert "Operator API key (shown once" not in again.output()
+    assert "the key generated and shown at first start" in again.output()
