@@ -61,6 +61,20 @@ class FlowStep:
     secrets: dict[str, str]
 
 
+def _built_code(row: dict[str, Any]) -> dict[str, Any]:
+    """The fields a draft and a version share: the code, what it was compiled to, and for which trigger."""
+    return {
+        "trigger_id": row["trigger_id"],
+        "trigger_version": row["trigger_version"],
+        "runtime": row["runtime"],
+        "code": row["code"],
+        "bytecode": bytes(row["bytecode"]),
+        "bytecode_sha256": row["bytecode_sha256"],
+        "engine_build_id": row["engine_build_id"],
+        "handlers": list(row["handlers"]),
+    }
+
+
 def _secret_infos(rows: Sequence[dict[str, Any]]) -> list[SecretInfo]:
     return [SecretInfo(name=r["name"], updated_at=r["updated_at"]) for r in rows]
 
@@ -99,14 +113,7 @@ class Actions(Repository):
             tenant_id=str(tid),
             id=str(row["id"]),
             name=row["name"],
-            trigger_id=row["trigger_id"],
-            trigger_version=row["trigger_version"],
-            runtime=row["runtime"],
-            code=row["code"],
-            bytecode=bytes(row["bytecode"]),
-            bytecode_sha256=row["bytecode_sha256"],
-            engine_build_id=row["engine_build_id"],
-            handlers=list(row["handlers"]),
+            **_built_code(row),
             status=row["status"],
             deployed_version_id=str(row["deployed_version_id"]) if row["deployed_version_id"] else None,
             deployed_version_number=row["deployed_number"],
@@ -365,14 +372,7 @@ class Actions(Repository):
             id=str(row["id"]),
             action_id=str(aid),
             number=row["number"],
-            trigger_id=row["trigger_id"],
-            trigger_version=row["trigger_version"],
-            runtime=row["runtime"],
-            code=row["code"],
-            bytecode=bytes(row["bytecode"]),
-            bytecode_sha256=row["bytecode_sha256"],
-            engine_build_id=row["engine_build_id"],
-            handlers=list(row["handlers"]),
+            **_built_code(row),
             deployed=bool(row["deployed"]),
             rolled_back_from=str(row["rolled_back_from"]) if row["rolled_back_from"] else None,
             secrets=await self._secrets(conn, tid, aid, str(vid)),

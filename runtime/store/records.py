@@ -10,18 +10,6 @@ from typing import Any
 from runtime.sandbox import CompiledAction
 
 
-def _compiled(record: Action | Version) -> CompiledAction:
-    return CompiledAction(
-        source=record.code,
-        trigger=record.trigger_id,
-        bytecode=record.bytecode,
-        handlers=tuple(record.handlers),
-        build_id=record.engine_build_id,
-        source_sha256=hashlib.sha256(record.code.encode("utf-8", "surrogatepass")).hexdigest(),
-        bytecode_sha256=record.bytecode_sha256,
-    )
-
-
 @dataclass(frozen=True)
 class Tenant:
     id: str
@@ -63,11 +51,10 @@ class SecretInfo:
     updated_at: datetime
 
 
-@dataclass(frozen=True)
-class Action:
-    tenant_id: str
-    id: str
-    name: str
+@dataclass(frozen=True, kw_only=True)
+class BuiltCode:
+    """What a draft and its versions share: the code, its trigger, and what the sandbox compiled it to."""
+
     trigger_id: str
     trigger_version: str
     runtime: str
@@ -76,6 +63,27 @@ class Action:
     bytecode_sha256: str
     engine_build_id: str
     handlers: list[str]
+
+    def compiled(self) -> CompiledAction:
+        """The code as the sandbox runs it."""
+        return CompiledAction(
+            source=self.code,
+            trigger=self.trigger_id,
+            bytecode=self.bytecode,
+            handlers=tuple(self.handlers),
+            build_id=self.engine_build_id,
+            source_sha256=hashlib.sha256(self.code.encode("utf-8", "surrogatepass")).hexdigest(),
+            bytecode_sha256=self.bytecode_sha256,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Action(BuiltCode):
+    """An action's draft, with what is deployed."""
+
+    tenant_id: str
+    id: str
+    name: str
     status: str
     deployed_version_id: str | None
     deployed_version_number: int | None
@@ -84,33 +92,19 @@ class Action:
     created_at: datetime
     updated_at: datetime
 
-    def compiled(self) -> CompiledAction:
-        """The draft as the sandbox runs it."""
-        return _compiled(self)
 
+@dataclass(frozen=True, kw_only=True)
+class Version(BuiltCode):
+    """A deployed snapshot of an action: immutable."""
 
-@dataclass(frozen=True)
-class Version:
     tenant_id: str
     id: str
     action_id: str
     number: int
-    trigger_id: str
-    trigger_version: str
-    runtime: str
-    code: str
-    bytecode: bytes
-    bytecode_sha256: str
-    engine_build_id: str
-    handlers: list[str]
     deployed: bool
     rolled_back_from: str | None
     secrets: list[SecretInfo]
     created_at: datetime
-
-    def compiled(self) -> CompiledAction:
-        """The version as the sandbox runs it."""
-        return _compiled(self)
 
 
 @dataclass(frozen=True)
