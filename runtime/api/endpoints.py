@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from runtime.api.auth import authenticate
 from runtime.api.bodies import read_model
-from runtime.api.errors import handle_exception
+from runtime.api.errors import ApiError, handle_exception
 from runtime.api.services import Services
 from runtime.store.records import Principal
 
@@ -40,6 +40,16 @@ class Call:
 
     def param(self, name: str) -> str:
         return str(self.request.path_params[name])
+
+    def paging(self) -> tuple[int, int]:
+        """The `page` (from 0) and `per_page` (1..100, default 50) query parameters."""
+        q = self.request.query_params
+        try:
+            page = max(0, int(q.get("page", "0")))
+            per_page = min(100, max(1, int(q.get("per_page", "50"))))
+        except ValueError:
+            raise ApiError(400, "invalid_query", "page and per_page must be whole numbers") from None
+        return page, per_page
 
 
 Handler = Callable[[Call], Awaitable[Response]]

@@ -160,3 +160,12 @@ def test_the_openapi_document_describes_every_route(api: TestClient) -> None:
     create = doc["components"]["schemas"]["ActionCreate"]
     assert create["additionalProperties"] is False
     assert set(create["required"]) == {"name", "supported_triggers", "code"}
+
+
+@pytest.mark.parametrize("path", ["/api/v2/actions/actions", "/api/v2/users"])
+@pytest.mark.parametrize("query", ["page=abc", "per_page=1e3", "page=1&per_page="])
+def test_paging_parameters_must_be_whole_numbers(tenant: TenantClient, path: str, query: str) -> None:
+    reply = tenant.get(f"{path}?{query}")
+    assert reply.status_code == 400
+    assert reply.json()["errorCode"] == "invalid_query"
+    assert tenant.get(f"{path}?page=0&per_page=500").status_code == 200  # clamped, not refused

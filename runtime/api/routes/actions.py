@@ -64,11 +64,7 @@ async def _compile(call: Call, code: str, trigger: str, limits: TenantLimits) ->
 
 async def list_actions(call: Call) -> Response:
     q = call.request.query_params
-    try:
-        page = max(0, int(q.get("page", "0")))
-        per_page = min(100, max(1, int(q.get("per_page", "50"))))
-    except ValueError:
-        raise ApiError(400, "invalid_query", "page and per_page must be whole numbers") from None
+    page, per_page = call.paging()
     deployed = {"true": True, "false": False}.get(q.get("deployed", "").lower())
     actions, total = await call.services.store.actions.list(
         call.tenant_id, trigger_id=q.get("triggerId"), name=q.get("actionName"), deployed=deployed,

@@ -7,7 +7,6 @@ from starlette.responses import Response
 
 from runtime.api import views
 from runtime.api.endpoints import Call, Endpoint, json
-from runtime.api.errors import ApiError
 from runtime.api.models import UserCreate, UserUpdate
 from runtime.passwords import hash_password
 
@@ -29,12 +28,7 @@ async def create_user(call: Call) -> Response:
 
 
 async def list_users(call: Call) -> Response:
-    q = call.request.query_params
-    try:
-        page = max(0, int(q.get("page", "0")))
-        per_page = min(100, max(1, int(q.get("per_page", "50"))))
-    except ValueError:
-        raise ApiError(400, "invalid_query", "page and per_page must be whole numbers") from None
+    page, per_page = call.paging()
     users = await call.services.store.users.list(call.tenant_id, page=page, per_page=per_page)
     return json({"users": [views.user(u) for u in users], "page": page, "per_page": per_page})
 
