@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 __all__ = ["PLATFORM_MAXIMUMS", "KiB", "Limits", "LimitsError", "MiB"]
 
@@ -46,17 +46,36 @@ class LimitsError(ValueError):
     """A limit is unknown, not a whole number, or outside 1..platform maximum."""
 
 
-def _check_whole_numbers(limits: Any) -> None:
-    for field in dataclasses.fields(limits):
-        value = getattr(limits, field.name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise LimitsError(f"{field.name} must be a whole number, not {value!r}")
-        if value < 1:
-            raise LimitsError(f"{field.name} must be at least 1")
+class _WholeNumbers:
+    """What both sets of limits share: whole numbers from 1, checked against maximums."""
+
+    __slots__ = ()
+
+    def __post_init__(self) -> None:
+        for name in self.names():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise LimitsError(f"{name} must be a whole number, not {value!r}")
+            if value < 1:
+                raise LimitsError(f"{name} must be at least 1")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+
+    def within(self, maximums: Self) -> Self:
+        """Check every value against `maximums`; returns self."""
+        for name in self.names():
+            if getattr(self, name) > getattr(maximums, name):
+                raise LimitsError(f"{name} may be at most {getattr(maximums, name):,}")
+        return self
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.names()}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Limits:
+class Limits(_WholeNumbers):
     """The limits of one execution. Immutable; :meth:`replace` derives new ones."""
 
     fuel: int = 1_000_000_000
@@ -68,29 +87,12 @@ class Limits:
     max_commands: int = 1_000
     max_host_calls: int = 32
 
-    def __post_init__(self) -> None:
-        _check_whole_numbers(self)
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
-
     def replace(self, **changes: Any) -> Limits:
         """These limits with some values changed; unknown names are refused."""
         unknown = set(changes) - set(self.names())
         if unknown:
             raise LimitsError(f"unknown limit: {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **changes)
-
-    def within(self, maximums: Limits) -> Limits:
-        """Check every value against `maximums`; returns self."""
-        for name in self.names():
-            if getattr(self, name) > getattr(maximums, name):
-                raise LimitsError(f"{name} may be at most {getattr(maximums, name):,}")
-        return self
-
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.names()}
 
 
 PLATFORM_MAXIMUMS = Limits(
@@ -106,7 +108,7 @@ PLATFORM_MAXIMUMS = Limits(
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Quotas:
+class Quotas(_WholeNumbers):
     """Per-tenant quotas, set by operators beside the execution limits.
 
     ``max_actions`` actions per tenant; ``max_concurrent_executions`` at once
@@ -117,22 +119,6 @@ class Quotas:
     max_actions: int = 100
     max_concurrent_executions: int = 50
     max_code_bytes: int = 100 * KiB
-
-    def __post_init__(self) -> None:
-        _check_whole_numbers(self)
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))
-
-    def within(self, maximums: Quotas) -> Quotas:
-        for name in self.names():
-            if getattr(self, name) > getattr(maximums, name):
-                raise LimitsError(f"{name} may be at most {getattr(maximums, name):,}")
-        return self
-
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.names()}
 
 
 PLATFORM_QUOTA_MAXIMUMS = Quotas(max_actions=1_000, max_concurrent_executions=1_000, max_code_bytes=1 * MiB)
