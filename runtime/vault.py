@@ -7,7 +7,8 @@ is encrypted with the tenant's data key. Data keys are stored wrapped
 Every ciphertext is bound by its associated data to where it belongs:
 
 - a wrapped data key to its tenant and key version;
-- a secret value to its tenant, action, draft or version, name and key version.
+- a secret value to its tenant, action, draft or version, name and key version;
+- a token signing key to its tenant, key id and key version.
 
 A ciphertext copied into any other row fails to decrypt (``SecretUnreadable``).
 
@@ -36,6 +37,7 @@ __all__ = [
     "open_secret",
     "seal_secret",
     "secret_context",
+    "signing_key_context",
 ]
 
 KEY_BYTES = 32
@@ -161,6 +163,15 @@ def new_data_key() -> bytes:
 def secret_context(tenant_id: str, action_id: str, scope: str, name: str, key_version: int) -> bytes:
     """The associated data that binds a secret's ciphertext to its row."""
     return f"secret\x00{tenant_id}\x00{action_id}\x00{scope}\x00{name}\x00{key_version}".encode()
+
+
+def signing_key_context(tenant_id: str, kid: str, key_version: int) -> bytes:
+    """The associated data that binds a sealed signing key to its row.
+
+    A sealed key copied to another tenant's row, or filed under another key's id, fails to open
+    instead of signing that tenant's tokens.
+    """
+    return f"signing key\x00{tenant_id}\x00{kid}\x00{key_version}".encode()
 
 
 def seal_secret(data_key: bytes, context: bytes, value: str) -> bytes:

@@ -23,6 +23,7 @@ from runtime.api.openapi import document
 from runtime.api.routes import ENDPOINTS
 from runtime.api.services import start_services, sweep_forever
 from runtime.config import Settings
+from runtime.login import continuation, hosted
 
 __all__ = ["create_app"]
 
@@ -60,7 +61,12 @@ def create_app(
             return error_response(405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}")
         return error_response(exc.status_code, "http_error", str(exc.detail))
 
-    routes = [Route("/api/v2/openapi.json", openapi_json, methods=["GET"]), *(e.route() for e in ENDPOINTS)]
+    routes = [
+        Route("/api/v2/openapi.json", openapi_json, methods=["GET"]),
+        *(e.route() for e in ENDPOINTS),
+        *continuation.routes(),
+        *hosted.routes(),
+    ]
     return Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -17,6 +17,7 @@ __all__ = [
     "BindingsUpdate",
     "ClientCreate",
     "ClientUpdate",
+    "FlowStart",
     "KeyCreate",
     "SettingsUpdate",
     "TenantCreate",
@@ -171,3 +172,39 @@ class UserUpdate(Strict):
     email_verified: bool | None = None
     app_metadata: dict[str, Any] | None = None
     user_metadata: dict[str, Any] | None = None
+
+
+# What an identity server may say about a login; `tenant` and `secrets` are the platform's to set.
+EVENT_FIELDS = (
+    "user", "client", "connection", "request", "session", "transaction", "authentication", "authorization",
+    "stats", "organization", "resource_server", "refresh_token", "custom_domain", "security_context",
+)  # fmt: skip
+
+
+def _flow_event(event: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(event) - set(EVENT_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown event fields: {', '.join(unknown)} (known: {', '.join(EVENT_FIELDS)})")
+    for name in EVENT_FIELDS:
+        if name in event and not isinstance(event[name], dict):
+            raise ValueError(f"event.{name} must be an object")
+    user_id = event.get("user", {}).get("user_id")
+    if not isinstance(user_id, str) or not 0 < len(user_id) <= 255:
+        raise ValueError("event.user.user_id must be a string of 1 to 255 characters")
+    session_id = event.get("session", {}).get("id")
+    if session_id is not None and (not isinstance(session_id, str) or not 0 < len(session_id) <= 255):
+        raise ValueError("event.session.id must be a string of 1 to 255 characters")
+    methods = event.get("authentication", {}).get("methods", [])
+    if not isinstance(methods, list) or not all(
+        isinstance(m, dict) and isinstance(m.get("name"), str) and isinstance(m.get("timestamp"), str) for m in methods
+    ):
+        raise ValueError("event.authentication.methods must be a list of {name, timestamp} strings")
+    return event
+
+
+class FlowStart(Strict):
+    """A login an identity server hands to the flow API."""
+
+    event: Annotated[dict[str, Any], AfterValidator(_flow_event)]
+    # Where /continue sends the browser back when a redirected flow ends.
+    resume_url: Annotated[str, StringConstraints(max_length=2048), AfterValidator(_https_url)]

@@ -23,6 +23,7 @@ from typing import Any
 import anyio.to_thread
 
 from runtime.config import Settings
+from runtime.flows.runner import FlowRunner
 from runtime.limits import Limits, TenantLimits
 from runtime.sandbox import CompiledAction, ExecutionResult
 from runtime.sandbox.pool import ExecutorPool
@@ -65,6 +66,10 @@ class Services:
     executors: ExecutorPool
     operator_key_hash: bytes | None
     gate: TenantGate = field(default_factory=TenantGate)
+    flows: FlowRunner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.flows = FlowRunner(self)
 
     def operator_principal(self, key: str) -> Principal | None:
         """The operator, when `key` is the operator key from the environment (constant-time)."""
@@ -183,12 +188,13 @@ async def start_services(settings: Settings, *, executors: int | None = None) ->
 
 
 async def sweep_forever(services: Services, every_s: float = 60.0) -> None:
-    """Delete expired cache entries, every minute, for as long as the server runs."""
+    """Delete expired cache entries, sessions, suspended flows and results, every minute."""
     while True:
         await asyncio.sleep(every_s)
         try:
-            removed = await services.store.cache.sweep()
-            if removed:
-                log.info("Swept %d expired cache entries", removed)
+            entries = await services.store.cache.sweep()
+            rows = await services.store.logins.sweep() + await services.store.oauth.sweep()
+            if entries or rows:
+                log.info("Swept %d expired cache entries and %d expired login rows", entries, rows)
         except Exception:
-            log.exception("the cache sweep failed; it will run again")
+            log.exception("the sweep of expired rows failed; it will run again")

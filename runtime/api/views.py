@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from runtime.flows import FlowResult
+from runtime.login.tokens import custom_claims
 from runtime.store.records import Action, ApiKey, Binding, Client, Execution, SecretInfo, Tenant, User, Version
 
 
@@ -129,3 +131,43 @@ def execution(e: Execution) -> dict[str, Any]:
         "created_at": when(e.created_at),
         "updated_at": when(e.updated_at),
     }
+
+
+def flow(result: FlowResult) -> dict[str, Any]:
+    """A post-login flow's outcome as the flow API returns it."""
+    out: dict[str, Any] = {"status": result.status, "execution_id": result.execution_id}
+    if result.status == "redirect":
+        # Metadata is flushed before a redirect: the identity server writes it now.
+        return {**out, "location": result.redirect_url, **_metadata(result)}
+    if result.status == "failed":
+        assert result.error is not None
+        return {**out, "error": result.error}
+    if result.status == "denied":
+        denied = result.outcome.denied or {}
+        return {
+            **out,
+            "error": denied.get("code", "access_denied"),
+            "error_description": denied.get("reason", ""),
+            **_metadata(result),
+        }
+    outcome = result.outcome
+    id_claims, id_dropped = custom_claims(outcome.id_claims)
+    access_claims, access_dropped = custom_claims(outcome.access_claims)
+    methods = result.state.event.get("authentication", {}).get("methods", []) + outcome.methods
+    return {
+        **out,
+        "id_token_claims": id_claims,
+        "access_token_claims": access_claims,
+        "dropped_claims": sorted(set(id_dropped) | set(access_dropped)),
+        "scope_changes": outcome.scope_changes,
+        **_metadata(result),
+        "methods": methods,
+        "mfa": outcome.mfa,
+        "factors": outcome.factors,
+        "primary_user_id": outcome.primary_user_id,
+        "session": outcome.session,
+    }
+
+
+def _metadata(result: FlowResult) -> dict[str, Any]:
+    return {"app_metadata": result.outcome.app_metadata, "user_metadata": result.outcome.user_metadata}

@@ -23,7 +23,10 @@ from runtime.store.cache import Cache
 from runtime.store.clients import Clients
 from runtime.store.errors import Conflict, NotFound, QuotaExceeded, StoreError, StoreUnavailable
 from runtime.store.executions import Executions
+from runtime.store.logins import Logins
 from runtime.store.migrate import migrate
+from runtime.store.oauth import OAuth
+from runtime.store.signing_keys import SigningKeys
 from runtime.store.tenants import Keys, Tenants
 from runtime.store.users import Users
 from runtime.store.vault import DataKeys
@@ -57,10 +60,13 @@ class Store:
         self.tenants = Tenants(pool)
         self.keys = Keys(pool)
         self.actions = Actions(pool, self.data_keys)
+        self.signing_keys = SigningKeys(pool, self.data_keys)
         self.clients = Clients(pool)
         self.users = Users(pool)
         self.cache = Cache(pool)
         self.executions = Executions(pool)
+        self.logins = Logins(pool)
+        self.oauth = OAuth(pool)
 
     @classmethod
     async def open(cls, url: str, keyring: MasterKeyring | None, *, max_connections: int = 10) -> Store:

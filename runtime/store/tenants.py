@@ -84,6 +84,14 @@ class Tenants(Repository):
                 raise NotFound(f"no tenant with the id {tenant_id!r}")
             return _tenant(row)
 
+    async def by_name(self, name: str) -> Tenant:
+        """The tenant a public URL names (``/t/{name}/``)."""
+        async with self.transaction() as conn:
+            row = await (await conn.execute("SELECT * FROM tenants WHERE name = %s", (name,))).fetchone()
+            if row is None:
+                raise NotFound(f"no tenant named {name!r}")
+            return _tenant(row)
+
     async def update(self, tenant_id: str, *, name: str | None = None, limits: dict[str, int] | None = None) -> Tenant:
         tid = parse_id(tenant_id, "tenant")
         async with self.transaction() as conn:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from starlette.testclient import TestClient
@@ -20,6 +21,7 @@ from tests.fix_api import TenantClient
 
 TRIGGER = [{"id": "post-login", "version": "v3"}]
 CODE = "exports.onExecutePostLogin = async (event, api) => { api.access.deny('alice'); };"
+ASKS = "exports.onExecutePostLogin = async (event, api) => { api.redirect.sendUserTo('https://factor.example/'); };"
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,20 @@ def world(api: TestClient, operator_headers: dict[str, str]) -> World:
               "secrets": [{"name": "S", "value": "alice-secret"}]},
     ).json()  # fmt: skip
     version = alice.post(f"/api/v2/actions/actions/{action['id']}/deploy").json()
+    asks = alice.post(
+        "/api/v2/actions/actions",
+        json={"name": "alice-asks", "supported_triggers": TRIGGER, "code": ASKS, "deploy": True},
+    ).json()  # fmt: skip
+    alice.patch("/api/v2/tenants/settings", json={"allowed_redirect_hosts": ["factor.example"]})
     alice.patch("/api/v2/actions/triggers/post-login/bindings",
-                json={"bindings": [{"ref": {"type": "action_id", "value": action["id"]}}]})  # fmt: skip
+                json={"bindings": [{"ref": {"type": "action_id", "value": asks["id"]}},
+                                   {"ref": {"type": "action_id", "value": action["id"]}}]})  # fmt: skip
+    # A login through the flow API that ends at /continue leaves a result for Alice to redeem.
+    started = alice.post("/api/v2/flows/post-login", json={
+        "event": {"user": {"user_id": "auth0|alice-user"}}, "resume_url": "https://idp.alice.example/resume"}).json()
+    state = parse_qs(urlsplit(started["location"]).query)["state"][0]
+    back = api.get(f"/t/{alice.name}/continue?state={state}", follow_redirects=False)
+    ref = parse_qs(urlsplit(back.headers["location"]).query)["result"][0]
     client = alice.post("/api/v2/clients", json={"name": "alice-app", "callbacks": ["https://a.example/cb"]}).json()
     user = alice.post("/api/v2/users", json={"email": f"a-{suffix}@example.com", "password": "pass-word-1"}).json()
     execution = alice.post(f"/api/v2/actions/actions/{action['id']}/test", json={"payload": {}}).json()["payload"]
@@ -57,6 +71,7 @@ def world(api: TestClient, operator_headers: dict[str, str]) -> World:
         "user_id": user["user_id"],
         "execution_id": execution["execution_id"],
         "trigger_id": "post-login",
+        "ref": ref,
     }
     return World(alice, bob, ids)
 
@@ -109,7 +124,7 @@ def test_alices_data_is_untouched_and_invisible_to_bob(world: World) -> None:
     assert alice.get(f"/api/v2/clients/{world.ids['client_id']}").json()["name"] == "alice-app"
     assert alice.get(f"/api/v2/users/{world.ids['user_id']}").json()["name"] is None
     bindings = alice.get("/api/v2/actions/triggers/post-login/bindings").json()["bindings"]
-    assert [b["action"]["id"] for b in bindings] == [world.ids["id"]]
+    assert [b["action"]["id"] for b in bindings][-1] == world.ids["id"]
     assert bob.get("/api/v2/actions/actions").json()["total"] == 0
     assert bob.get("/api/v2/clients").json()["clients"] == []
     assert bob.get("/api/v2/users").json()["users"] == []

@@ -1,7 +1,7 @@
 """The API's endpoints, by concept."""
 
 from runtime.api.endpoints import Endpoint
-from runtime.api.routes import actions, clients, operator, settings, users
+from runtime.api.routes import actions, clients, flows, operator, settings, users
 
 # Order matters where paths overlap: /tenants/settings before /tenants/{id}.
 ENDPOINTS: list[Endpoint] = [
@@ -10,6 +10,7 @@ ENDPOINTS: list[Endpoint] = [
     *actions.ENDPOINTS,
     *clients.ENDPOINTS,
     *users.ENDPOINTS,
+    *flows.ENDPOINTS,
 ]
 
 __all__ = ["ENDPOINTS"]

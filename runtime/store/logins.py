@@ -1,0 +1,346 @@
+"""The login plane's rows: sessions, suspended flows, one-time flow results, the pinned flow.
+
+The methods take the connection of a transaction the caller holds, so that
+what one login step changes is committed at once (the recorded method with
+the execution record and the code, the suspended flow with the user's
+metadata) or not at all. Open one with :meth:`Logins.transaction`.
+
+Secrets handed out (a flow's ``state``, a session cookie, a result
+reference) are 256-bit random and stored as their SHA-256 only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from runtime.store.base import Conn, Repository, new_id, parse_id
+from runtime.store.errors import NotFound
+
+__all__ = ["FlowHead", "Logins", "SessionRow", "new_secret", "secret_hash"]
+
+
+def new_secret() -> str:
+    """A 256-bit random token, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def secret_hash(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: str
+    kind: str
+    user_id: str
+    methods: list[dict[str, Any]]
+    metadata: dict[str, Any]
+    cookie_mode: str
+    created_at: datetime
+    authenticated_at: datetime
+    last_interacted_at: datetime
+    expires_at: datetime
+    idle_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class FlowHead:
+    """What a login needs of its tenant, read in one query: name, limits, hosts and the bound versions."""
+
+    tenant_id: str
+    tenant_name: str
+    limits: dict[str, int]
+    allowed_redirect_hosts: list[str]
+    # [{action_id, action_name, version_id}], in binding order.
+    steps: list[dict[str, str]]
+
+
+def _session(row: dict[str, Any]) -> SessionRow:
+    return SessionRow(
+        id=str(row["id"]),
+        kind=row["kind"],
+        user_id=row["user_id"],
+        methods=list(row["methods"]),
+        metadata=dict(row["metadata"]),
+        cookie_mode=row["cookie_mode"],
+        created_at=row["created_at"],
+        authenticated_at=row["authenticated_at"],
+        last_interacted_at=row["last_interacted_at"],
+        expires_at=row["expires_at"],
+        idle_expires_at=row["idle_expires_at"],
+    )
+
+
+class Logins(Repository):
+    """Sessions, suspended flows and flow results of every tenant, always filtered by tenant."""
+
+    # -- the flow a login runs -------------------------------------------------------------
+
+    async def flow_head(self, tenant_id: str, trigger_id: str) -> FlowHead:
+        """The tenant and the versions bound to `trigger_id`, pinned now, in one round trip."""
+        tid = parse_id(tenant_id, "tenant")
+        async with self.transaction() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT t.name, t.limits, t.allowed_redirect_hosts, coalesce(("
+                    "  SELECT jsonb_agg(jsonb_build_object('action_id', a.id::text, 'action_name', a.name,"
+                    "    'version_id', a.deployed_version_id::text) ORDER BY b.position)"
+                    "  FROM bindings b JOIN actions a ON a.tenant_id = b.tenant_id AND a.id = b.action_id"
+                    "  WHERE b.tenant_id = t.id AND b.trigger_id = %s AND a.deployed_version_id IS NOT NULL"
+                    "), '[]'::jsonb) AS steps FROM tenants t WHERE t.id = %s",
+                    (trigger_id, tid),
+                )
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"no tenant with the id {tenant_id!r}")
+        return FlowHead(
+            tenant_id=str(tid),
+            tenant_name=row["name"],
+            limits=dict(row["limits"]),
+            allowed_redirect_hosts=list(row["allowed_redirect_hosts"]),
+            steps=list(row["steps"]),
+        )
+
+    # -- sessions --------------------------------------------------------------------------
+
+    async def find_session(self, conn: Conn, tenant_id: str, token: str) -> SessionRow | None:
+        """The live session whose cookie (or external key) is `token`; idle time restarts."""
+        row = await (
+            await conn.execute(
+                "UPDATE sessions SET last_interacted_at = now(),"
+                " idle_expires_at = least(expires_at, now() + (idle_expires_at - last_interacted_at))"
+                " WHERE tenant_id = %s AND token_hash = %s AND expires_at > now() AND idle_expires_at > now()"
+                " RETURNING *",
+                (parse_id(tenant_id, "tenant"), secret_hash(token)),
+            )
+        ).fetchone()
+        return _session(row) if row else None
+
+    async def live_session(self, conn: Conn, tenant_id: str, session_id: str) -> SessionRow | None:
+        """A session by its id, if it has not ended (a refresh token's session)."""
+        row = await (
+            await conn.execute(
+                "SELECT * FROM sessions WHERE tenant_id = %s AND id = %s AND expires_at > now()"
+                " AND idle_expires_at > now()",
+                (parse_id(tenant_id, "tenant"), parse_id(session_id, "session")),
+            )
+        ).fetchone()
+        return _session(row) if row else None
+
+    async def create_session(
+        self,
+        conn: Conn,
+        tenant_id: str,
+        *,
+        token: str,
+        kind: str,
+        user_id: str,
+        methods: list[dict[str, Any]],
+        lifetime: timedelta,
+        idle: timedelta,
+    ) -> SessionRow:
+        row = await (
+            await conn.execute(
+                "INSERT INTO sessions (tenant_id, id, token_hash, kind, user_id, methods, expires_at, idle_expires_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, now() + %s, now() + %s) RETURNING *",
+                (
+                    parse_id(tenant_id, "tenant"),
+                    new_id(),
+                    secret_hash(token),
+                    kind,
+                    user_id,
+                    Jsonb(methods),
+                    lifetime,
+                    idle,
+                ),
+            )
+        ).fetchone()
+        assert row is not None
+        return _session(row)
+
+    async def rotate_session(
+        self, conn: Conn, tenant_id: str, session_id: str, *, token: str, methods: list[dict[str, Any]]
+    ) -> SessionRow:
+        """A new id and cookie for a session (a new login in it), keeping its records; `methods` are added."""
+        row = await (
+            await conn.execute(
+                "UPDATE sessions SET id = %s, token_hash = %s, methods = methods || %s,"
+                " authenticated_at = now(), last_interacted_at = now()"
+                " WHERE tenant_id = %s AND id = %s RETURNING *",
+                (
+                    new_id(),
+                    secret_hash(token),
+                    Jsonb(methods),
+                    parse_id(tenant_id, "tenant"),
+                    parse_id(session_id, "session"),
+                ),
+            )
+        ).fetchone()
+        if row is None:
+            raise NotFound("the session has ended")
+        return _session(row)
+
+    async def update_session(
+        self,
+        conn: Conn,
+        tenant_id: str,
+        session_id: str,
+        *,
+        add_methods: list[dict[str, Any]],
+        metadata: dict[str, Any] | None = None,
+        cookie_mode: str | None = None,
+        expires_at: datetime | None = None,
+        idle_expires_at: datetime | None = None,
+    ) -> None:
+        """Apply what a flow did to its session. Expiry times can only be shortened."""
+        await conn.execute(
+            "UPDATE sessions SET methods = methods || %s, metadata = coalesce(%s, metadata),"
+            " cookie_mode = coalesce(%s, cookie_mode),"
+            " expires_at = least(expires_at, coalesce(%s, expires_at)),"
+            " idle_expires_at = least(idle_expires_at, coalesce(%s, idle_expires_at))"
+            " WHERE tenant_id = %s AND id = %s",
+            (Jsonb(add_methods), Jsonb(metadata) if metadata is not None else None, cookie_mode, expires_at,
+             idle_expires_at, parse_id(tenant_id, "tenant"), parse_id(session_id, "session")),
+        )  # fmt: skip
+
+    async def end_session(self, conn: Conn, tenant_id: str, session_id: str) -> None:
+        await conn.execute(
+            "DELETE FROM sessions WHERE tenant_id = %s AND id = %s",
+            (parse_id(tenant_id, "tenant"), parse_id(session_id, "session")),
+        )
+
+    # -- suspended flows -------------------------------------------------------------------
+
+    async def suspend(
+        self,
+        conn: Conn,
+        tenant_id: str,
+        *,
+        transaction_id: str,
+        state: str,
+        browser: str | None,
+        flow: dict[str, Any],
+        lifetime: timedelta,
+    ) -> None:
+        """Keep a flow until /continue brings `state` back."""
+        await conn.execute(
+            "INSERT INTO flow_transactions (tenant_id, id, state_hash, browser_hash, flow, expires_at)"
+            " VALUES (%s, %s, %s, %s, %s, now() + %s)",
+            (parse_id(tenant_id, "tenant"), parse_id(transaction_id, "transaction"), secret_hash(state),
+             secret_hash(browser) if browser is not None else None, Jsonb(flow), lifetime),
+        )  # fmt: skip
+
+    async def consume(self, conn: Conn, tenant_id: str, state: str, browser: str | None) -> dict[str, Any] | None:
+        """The flow suspended under `state`, taken once, or None.
+
+        None when the state is unknown, expired, already used, another
+        tenant's, or bound to another browser (which does not use it up): the
+        caller answers them all the same way. Of concurrent calls with one
+        state exactly one gets the flow.
+        """
+        row = await (
+            await conn.execute(
+                "UPDATE flow_transactions SET consumed_at = now()"
+                " WHERE tenant_id = %s AND state_hash = %s AND consumed_at IS NULL AND expires_at > now()"
+                " AND (browser_hash IS NULL OR browser_hash = %s) RETURNING flow",
+                (parse_id(tenant_id, "tenant"), secret_hash(state), secret_hash(browser) if browser else None),
+            )
+        ).fetchone()
+        return dict(row["flow"]) if row else None
+
+    # -- flow results (flow API) -----------------------------------------------------------
+
+    async def put_result(self, conn: Conn, tenant_id: str, outcome: dict[str, Any], lifetime: timedelta) -> str:
+        """Keep a finished flow's outcome for the identity server; returns the one-time reference."""
+        ref = new_secret()
+        await conn.execute(
+            "INSERT INTO flow_results (tenant_id, ref_hash, outcome, expires_at) VALUES (%s, %s, %s, now() + %s)",
+            (parse_id(tenant_id, "tenant"), secret_hash(ref), Jsonb(outcome), lifetime),
+        )
+        return ref
+
+    async def redeem_result(self, tenant_id: str, ref: str) -> dict[str, Any]:
+        """The outcome behind `ref`, once; NotFound when unknown, expired, redeemed or another tenant's."""
+        async with self.transaction() as conn:
+            row = await (
+                await conn.execute(
+                    "UPDATE flow_results SET redeemed_at = now() WHERE tenant_id = %s AND ref_hash = %s"
+                    " AND redeemed_at IS NULL AND expires_at > now() RETURNING outcome",
+                    (parse_id(tenant_id, "tenant"), secret_hash(ref)),
+                )
+            ).fetchone()
+        if row is None:
+            raise NotFound("no flow result with this reference (unknown, expired or already redeemed)")
+        return dict(row["outcome"])
+
+    # -- executions and users, inside a login's transaction ------------------------------
+
+    async def record_execution(
+        self, conn: Conn, tenant_id: str, *, execution_id: str | None, trigger_id: str, status: str,
+        results: list[dict[str, Any]],
+    ) -> str:  # fmt: skip
+        """Insert the flow's execution record, or update it when the flow resumed; returns its id."""
+        tid = parse_id(tenant_id, "tenant")
+        if execution_id is not None:
+            await conn.execute(
+                "UPDATE executions SET status = %s, results = %s, updated_at = now() WHERE tenant_id = %s AND id = %s",
+                (status, Jsonb(results), tid, uuid.UUID(execution_id)),
+            )
+            return execution_id
+        eid = new_id()
+        await conn.execute(
+            "INSERT INTO executions (tenant_id, id, trigger_id, kind, status, results)"
+            " VALUES (%s, %s, %s, 'flow', %s, %s)",
+            (tid, eid, trigger_id, status, Jsonb(results)),
+        )
+        return str(eid)
+
+    async def count_login(self, conn: Conn, tenant_id: str, user_id: str) -> None:
+        """A hosted user signed in: logins_count and last_login (event.stats)."""
+        await conn.execute(
+            "UPDATE users SET logins_count = logins_count + 1, last_login = now() WHERE tenant_id = %s AND id = %s",
+            (parse_id(tenant_id, "tenant"), user_id),
+        )
+
+    async def merge_user_metadata(
+        self, conn: Conn, tenant_id: str, user_id: str, *, app: dict[str, Any], user: dict[str, Any]
+    ) -> None:
+        """Merge metadata updates into a hosted user's profile (a None value deletes the key)."""
+        if not app and not user:
+            return
+
+        def split(updates: dict[str, Any]) -> tuple[Jsonb, list[str]]:
+            return Jsonb({k: v for k, v in updates.items() if v is not None}), [
+                k for k, v in updates.items() if v is None
+            ]
+
+        app_set, app_delete = split(app)
+        user_set, user_delete = split(user)
+        await conn.execute(
+            "UPDATE users SET app_metadata = (app_metadata || %s) - %s::text[],"
+            " user_metadata = (user_metadata || %s) - %s::text[], updated_at = now()"
+            " WHERE tenant_id = %s AND id = %s",
+            (app_set, app_delete, user_set, user_delete, parse_id(tenant_id, "tenant"), user_id),
+        )
+
+    # -- housekeeping ------------------------------------------------------------------------
+
+    async def sweep(self) -> int:
+        """Delete what has expired: sessions, flows, results. Returns how many rows went."""
+        removed = 0
+        async with self.transaction() as conn:
+            for table, column in (
+                ("sessions", "expires_at"),
+                ("flow_transactions", "expires_at"),
+                ("flow_results", "expires_at"),
+            ):
+                cursor = await conn.execute(f"DELETE FROM {table} WHERE {column} < now() - interval '1 hour'")
+                removed += cursor.rowcount
+        return removed

@@ -1,0 +1,350 @@
+"""The flow API and /continue: an identity server runs its logins' post-login flows through Tollgate."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import psycopg
+import pytest
+
+from tests.conftest import ACME
+from tests.fix_api import TenantClient
+
+FACTOR = (ACME / "actions" / "custom-factor.js").read_text()
+SECRET = "a-secret-the-verify-page-shares-" + "x" * 16
+VERIFY_HOST = "verify.acme-bank.example"
+RESUME = "https://idp.acme-bank.example/resume"
+METHOD = "https://verify.acme-bank.example/factor"
+TRIGGER = [{"id": "post-login", "version": "v3"}]
+
+
+def base_event(session: str | None = "sess-1") -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((ACME / "events" / "first-login.json").read_text())
+    event.pop("tenant")
+    event["authentication"] = {"methods": [{"name": "pwd", "timestamp": "2026-11-28T10:15:00.000Z"}]}
+    if session is None:
+        event.pop("session")
+    else:
+        event["session"] = {"id": session}
+    return event
+
+
+def bind(t: TenantClient, *actions: tuple[str, str] | tuple[str, str, list[dict[str, str]]]) -> list[str]:
+    """Create, deploy and bind `actions` ((name, code[, secrets])) in order; allow the verify host."""
+    ids = []
+    for spec in actions:
+        name, code = spec[0], spec[1]
+        secrets = spec[2] if len(spec) > 2 else []
+        reply = t.post("/api/v2/actions/actions", json={
+            "name": name, "code": code, "supported_triggers": TRIGGER, "secrets": secrets, "deploy": True,
+        })  # fmt: skip
+        assert reply.status_code == 201, reply.text
+        ids.append(reply.json()["id"])
+    reply = t.patch(
+        "/api/v2/actions/triggers/post-login/bindings",
+        json={"bindings": [{"ref": {"type": "action_id", "value": i}} for i in ids]},
+    )
+    assert reply.status_code == 200, reply.text
+    assert t.patch("/api/v2/tenants/settings", json={"allowed_redirect_hosts": [VERIFY_HOST]}).status_code == 200
+    return ids
+
+
+def start(t: TenantClient, event: dict[str, Any] | None = None, status: int = 200) -> dict[str, Any]:
+    reply = t.post("/api/v2/flows/post-login", json={"event": event or base_event(), "resume_url": RESUME})
+    assert reply.status_code == status, reply.text
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def state_of(location: str) -> str:
+    return parse_qs(urlsplit(location).query)["state"][0]
+
+
+def verified_token(
+    state: str, *, secret: str = SECRET, sub: str = "auth0|5f7c8ec7c33c6c004bbafe82", **claims: Any
+) -> str:
+    """What the verify page returns: an HS256 token over the /continue state."""
+    now = int(time.time())
+    payload = {"iat": now, "exp": now + 300, "sub": sub, "iss": "login.acme-bank.example", "state": state,
+               "user_id": sub, "verified": True, **claims}  # fmt: skip
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+def come_back(t: TenantClient, state: str, tenant_name: str | None = None, **form: str) -> Any:
+    """The browser returning to /continue (POST, as the verify page does)."""
+    return t.client.post(f"/t/{tenant_name or t.name}/continue", data={"state": state, **form}, follow_redirects=False)
+
+
+def redeem(t: TenantClient, reply: Any) -> dict[str, Any]:
+    assert reply.status_code == 303, reply.text
+    location = reply.headers["location"]
+    assert location.startswith(RESUME + "?result=")
+    assert reply.headers["referrer-policy"] == "no-referrer"
+    ref = parse_qs(urlsplit(location).query)["result"][0]
+    first = t.get(f"/api/v2/flows/results/{ref}")
+    assert first.status_code == 200, first.text
+    assert t.get(f"/api/v2/flows/results/{ref}").status_code == 404  # once only
+    body: dict[str, Any] = first.json()
+    return body
+
+
+def test_without_bindings_the_login_completes_unchanged(tenant: TenantClient) -> None:
+    outcome = start(tenant)
+    assert outcome["status"] == "completed"
+    assert outcome["id_token_claims"] == {} and outcome["methods"][0]["name"] == "pwd"
+
+
+def test_actions_run_in_order_and_later_ones_see_earlier_changes(tenant: TenantClient) -> None:
+    bind(
+        tenant,
+        ("first", "exports.onExecutePostLogin = async (event, api) => {"
+                  " api.user.setAppMetadata('plan', 'gold'); api.transaction.setMetadata('step', 1);"
+                  " api.idToken.setCustomClaim('https://acme/first', true);"
+                  " api.idToken.setCustomClaim('sub', 'forged'); api.accessToken.addScope('read:all'); };"),
+        ("second", "exports.onExecutePostLogin = async (event, api) => {"
+                   " api.accessToken.setCustomClaim('https://acme/plan', event.user.app_metadata.plan);"
+                   " api.accessToken.setCustomClaim('https://acme/step', event.transaction.metadata.step); };"),
+    )  # fmt: skip
+    outcome = start(tenant)
+    assert outcome["status"] == "completed", outcome
+    assert outcome["id_token_claims"] == {"https://acme/first": True}
+    assert outcome["access_token_claims"] == {"https://acme/plan": "gold", "https://acme/step": 1}
+    assert outcome["dropped_claims"] == ["sub"]
+    assert outcome["app_metadata"] == {"plan": "gold"}
+    assert outcome["scope_changes"] == [{"token": "access", "op": "add", "scope": "read:all"}]
+    record = tenant.get(f"/api/v2/actions/executions/{outcome['execution_id']}").json()
+    assert record["kind"] == "flow" and record["status"] == "completed"
+    assert [r["action_name"] for r in record["results"]] == ["first", "second"]
+
+
+def test_deny_stops_the_flow_and_keeps_earlier_metadata(tenant: TenantClient) -> None:
+    bind(
+        tenant,
+        ("marks", "exports.onExecutePostLogin = async (e, api) => { api.user.setUserMetadata('seen', true); };"),
+        ("denies", "exports.onExecutePostLogin = async (e, api) => { api.access.deny('No access on Sundays'); };"),
+        ("never", "exports.onExecutePostLogin = async (e, api) => { api.idToken.setCustomClaim('https://x/y', 1); };"),
+    )
+    outcome = start(tenant)
+    assert outcome["status"] == "denied"
+    assert (outcome["error"], outcome["error_description"]) == ("access_denied", "No access on Sundays")
+    assert outcome["user_metadata"] == {"seen": True}
+    record = tenant.get(f"/api/v2/actions/executions/{outcome['execution_id']}").json()
+    assert [r["action_name"] for r in record["results"]] == ["marks", "denies"]
+
+
+@pytest.mark.parametrize(
+    ("code", "error_class"),
+    [
+        ("exports.onExecutePostLogin = async () => { throw new Error('boom'); };", "action_error"),
+        ("exports.onExecutePostLogin = async () => { for (;;) {} };", "action_timeout"),
+        ("exports.onExecutePostLogin = async (e, api) => { api.authentication.recordMethod('https://x.example/'); };",
+         "action_error"),
+    ],
+)  # fmt: skip
+def test_failures_fail_the_login_closed_with_their_class(tenant: TenantClient, code: str, error_class: str) -> None:
+    bind(tenant, ("fails", code))
+    outcome = start(tenant)
+    assert outcome["status"] == "failed"
+    assert outcome["error"]["class"] == error_class
+    assert "id_token_claims" not in outcome
+
+
+def seed_tenant(t: TenantClient) -> None:
+    bind(t, ("custom-factor", FACTOR, [{"name": "SESSION_TOKEN_SECRET", "value": SECRET}]))
+
+
+def test_the_seed_story_through_the_flow_api(tenant: TenantClient) -> None:
+    """Redirect to the factor, come back with its token, the method is recorded; the session skips it next time."""
+    seed_tenant(tenant)
+    first = start(tenant)
+    assert first["status"] == "redirect"
+    location = first["location"]
+    assert location.startswith(METHOD + "?session_token=")
+    state = state_of(location)
+    assert len(state) >= 43  # 256 bits, base64url
+
+    finished = redeem(tenant, come_back(tenant, state, session_token=verified_token(state)))
+    assert finished["status"] == "completed", finished
+    assert [m["name"] for m in finished["methods"]] == ["pwd", METHOD]
+    record = tenant.get(f"/api/v2/actions/executions/{first['execution_id']}").json()
+    assert record["status"] == "completed"
+    assert [r["handler"] for r in record["results"]] == ["onExecutePostLogin", "onContinuePostLogin"]
+
+    again = start(tenant)  # the same session: the factor was done a moment ago
+    assert again["status"] == "completed"
+    assert METHOD in [m["name"] for m in again["methods"]]
+
+    other_session = start(tenant, base_event("sess-2"))
+    assert other_session["status"] == "redirect"
+    no_session = start(tenant, base_event(None))
+    assert no_session["status"] == "redirect"
+
+
+def test_a_state_works_once_and_only_for_its_tenant(tenant: TenantClient, make_tenant: Any) -> None:
+    seed_tenant(tenant)
+    other = make_tenant()
+    state = state_of(start(tenant)["location"])
+    token = verified_token(state)
+    foreign = come_back(other, state, tenant_name=other.name, session_token=token)
+    assert foreign.status_code == 400 and "invalid_request" in foreign.text
+    assert redeem(tenant, come_back(tenant, state, session_token=token))["status"] == "completed"
+    replay = come_back(tenant, state, session_token=token)
+    assert replay.status_code == 400 and "invalid_request" in replay.text
+    assert come_back(tenant, "made-up-state").status_code == 400
+    assert tenant.client.get(f"/t/{tenant.name}/continue").status_code == 400
+    assert tenant.client.get("/t/no-such-tenant/continue?state=x").status_code == 404
+
+
+def test_an_expired_transaction_is_refused_without_running_code(tenant: TenantClient, database_url: str) -> None:
+    seed_tenant(tenant)
+    first = start(tenant)
+    state = state_of(first["location"])
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE flow_transactions SET expires_at = now() - interval '1 second' WHERE tenant_id = %s",
+                     (tenant.id,))  # fmt: skip
+    reply = come_back(tenant, state, session_token=verified_token(state))
+    assert reply.status_code == 400
+    record = tenant.get(f"/api/v2/actions/executions/{first['execution_id']}").json()
+    assert record["status"] == "suspended" and len(record["results"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("problem", "token_args"),
+    [
+        ("wrong state", {"state": "another-state"}),
+        ("wrong sub", {"sub": "auth0|someone-else"}),
+        ("wrong secret", {"secret": "not-the-shared-secret-" + "y" * 20}),
+        ("expired", {"exp": int(time.time()) - 60}),
+        ("not verified", {"verified": False}),
+    ],
+)
+def test_a_bad_factor_token_fails_the_login(tenant: TenantClient, problem: str, token_args: dict[str, Any]) -> None:
+    seed_tenant(tenant)
+    state = state_of(start(tenant)["location"])
+    token = verified_token(**{"state": state, **token_args})
+    outcome = redeem(tenant, come_back(tenant, state, session_token=token))
+    assert outcome["status"] in ("failed", "denied"), problem
+    assert "methods" not in outcome
+    again = start(tenant)  # nothing was recorded: the factor is asked again
+    assert again["status"] == "redirect"
+
+
+def test_deny_after_the_redirect(tenant: TenantClient) -> None:
+    bind(
+        tenant,
+        (
+            "asks",
+            "exports.onExecutePostLogin = async (e, api) => {"
+            " api.redirect.sendUserTo('https://verify.acme-bank.example/factor'); };"
+            "exports.onContinuePostLogin = async (e, api) => { api.access.deny('Factor refused'); };",
+        ),
+    )
+    state = state_of(start(tenant)["location"])
+    outcome = redeem(tenant, come_back(tenant, state))
+    assert (outcome["status"], outcome["error_description"]) == ("denied", "Factor refused")
+
+
+def test_the_platform_sets_the_state_not_the_action(tenant: TenantClient) -> None:
+    bind(
+        tenant,
+        (
+            "sets-state",
+            "exports.onExecutePostLogin = async (e, api) => {"
+            " api.redirect.sendUserTo('https://verify.acme-bank.example/f?state=mine',"
+            " {query: {state: 'also-mine', keep: 'me'}}); };",
+        ),
+    )
+    location = start(tenant)["location"]
+    query = parse_qs(urlsplit(location).query)
+    assert query["keep"] == ["me"] and len(query["state"]) == 1 and query["state"][0] not in ("mine", "also-mine")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "javascript:alert(1)",
+        "https://evil.example/phish",
+        "http://verify.acme-bank.example/factor",
+        "https://user:pw@verify.acme-bank.example/",
+        "https://evil.example\\\\@verify.acme-bank.example/",
+        "https://verify.acme-bank.example.evil.example/",
+        "https://verify.acme-bank.example:8443/",
+        "//evil.example/",
+    ],
+)
+def test_open_redirects_are_refused(tenant: TenantClient, database_url: str, target: str) -> None:
+    bind(
+        tenant,
+        ("redirects", f"exports.onExecutePostLogin = async (e, api) => {{ api.redirect.sendUserTo({target!r}); }};"),
+    )
+    outcome = start(tenant)
+    assert outcome["status"] == "failed", outcome
+    assert outcome["error"]["class"] == "action_error"
+    with psycopg.connect(database_url) as conn:
+        count = conn.execute("SELECT count(*) FROM flow_transactions WHERE tenant_id = %s", (tenant.id,)).fetchone()
+    assert count == (0,)
+
+
+def test_a_login_that_cannot_interact_cannot_redirect(tenant: TenantClient) -> None:
+    seed_tenant(tenant)
+    event = base_event()
+    event["request"]["query"]["prompt"] = "none"
+    outcome = start(tenant, event)
+    assert (outcome["status"], outcome["error"]["class"]) == ("failed", "interaction_required")
+    event = base_event()
+    event["transaction"]["protocol"] = "oauth2-refresh-token"
+    assert start(tenant, event)["error"]["class"] == "interaction_required"
+
+
+def test_fifty_concurrent_continues_one_wins(tenant: TenantClient, database_url: str) -> None:
+    seed_tenant(tenant)
+    state = state_of(start(tenant)["location"])
+    token = verified_token(state)
+    codes: list[int] = []
+    gate = threading.Barrier(50)
+
+    def attempt() -> None:
+        gate.wait()
+        codes.append(come_back(tenant, state, session_token=token).status_code)
+
+    threads = [threading.Thread(target=attempt) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(codes) == [303] + [400] * 49
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT methods FROM sessions WHERE tenant_id = %s AND kind = 'external'", (tenant.id,)
+        ).fetchone()
+    assert row is not None and [m["name"] for m in row[0]] == [METHOD]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"event": {"user": {}}, "resume_url": RESUME}, "user_id"),
+        ({"event": {"user": {"user_id": "u"}, "tenant": {"id": "x"}}, "resume_url": RESUME}, "unknown event fields"),
+        ({"event": {"user": {"user_id": "u"}, "secrets": {}}, "resume_url": RESUME}, "unknown event fields"),
+        ({"event": {"user": {"user_id": "u"}}, "resume_url": "http://idp.example/resume"}, "https"),
+        ({"event": {"user": {"user_id": "u"}}}, "resume_url"),
+        ({"event": {"user": {"user_id": "u"}, "session": {"id": 5}}, "resume_url": RESUME}, "session.id"),
+        ({"event": {"user": "u"}, "resume_url": RESUME}, "event.user"),
+    ],
+)
+def test_bad_flow_requests_get_clear_errors(tenant: TenantClient, body: dict[str, Any], message: str) -> None:
+    reply = tenant.post("/api/v2/flows/post-login", json=body)
+    assert reply.status_code == 400
+    assert message in reply.json()["message"]
+
+
+def test_the_flow_api_needs_a_tenant_key(tenant: TenantClient, operator_headers: dict[str, str]) -> None:
+    body = {"event": base_event(), "resume_url": RESUME}
+    assert tenant.client.post("/api/v2/flows/post-login", json=body).status_code == 401
+    assert tenant.client.post("/api/v2/flows/post-login", json=body, headers=operator_headers).status_code == 403
+    assert tenant.get("/api/v2/flows/results/unknown").status_code == 404

@@ -1,0 +1,282 @@
+"""The hosted login end to end: authorize, the form, the custom factor, /continue, tokens, single sign-on."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import jwt
+import pytest
+from starlette.testclient import TestClient
+
+from tests.fix_api import TenantClient
+from tests.flows.test_flow_api import FACTOR, METHOD, SECRET, bind
+
+CALLBACK = "https://app.acme-bank.example/callback"
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Site:
+    """A tenant set up for the hosted login: a client, a user, the custom factor bound."""
+
+    tenant: TenantClient
+    client_id: str
+    client_secret: str
+    email: str
+    user_id: str
+
+    def browser(self) -> TestClient:
+        """A fresh browser (its own cookie jar) on the same server, over https."""
+        return TestClient(self.tenant.client.app, base_url="https://login.acme-bank.example", follow_redirects=False)
+
+    def path(self, rest: str) -> str:
+        return f"/t/{self.tenant.name}/{rest}"
+
+
+@pytest.fixture
+def site(tenant: TenantClient) -> Site:
+    return make_site(tenant, FACTOR)
+
+
+def make_site(tenant: TenantClient, code: str | None) -> Site:
+    client = tenant.post("/api/v2/clients", json={"name": "Acme Bank", "callbacks": [CALLBACK]}).json()
+    email = f"jane+{secrets.token_hex(3)}@example.com"
+    user = tenant.post("/api/v2/users", json={"email": email, "password": PASSWORD, "name": "Jane Doe",
+                                               "email_verified": True}).json()  # fmt: skip
+    if code is not None:
+        bind(tenant, ("factor", code, [{"name": "SESSION_TOKEN_SECRET", "value": SECRET}]))
+    return Site(tenant, client["client_id"], client["client_secret"], email, user["user_id"])
+
+
+@dataclass
+class Pkce:
+    verifier: str
+    challenge: str
+
+
+def pkce() -> Pkce:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    return Pkce(verifier, challenge)
+
+
+def authorize(site: Site, browser: TestClient, p: Pkce, **extra: str) -> Any:
+    params = {"client_id": site.client_id, "redirect_uri": CALLBACK, "response_type": "code", "scope": "openid email profile",
+              "state": "app-state-1", "nonce": "n-0S6", "code_challenge": p.challenge, "code_challenge_method": "S256",
+              **extra}  # fmt: skip
+    return browser.get(site.path("authorize") + "?" + urlencode(params))
+
+
+def submit(site: Site, browser: TestClient, form_page: Any, password: str = PASSWORD, email: str | None = None) -> Any:
+    assert form_page.status_code in (200, 401), form_page.text
+    request_id = re.search(r'name="login_request" value="([^"]+)"', form_page.text)
+    assert request_id is not None
+    return browser.post(site.path("login"), data={"login_request": request_id.group(1), "email": email or site.email,
+                                                  "password": password})  # fmt: skip
+
+
+def factor(site: Site, browser: TestClient, reply: Any) -> Any:
+    """The verify page: it checks the session token, then posts the user back to /continue."""
+    assert reply.status_code == 303, reply.text
+    location = reply.headers["location"]
+    assert location.startswith(METHOD + "?")
+    query = parse_qs(urlsplit(location).query)
+    state = query["state"][0]
+    claims = jwt.decode(query["session_token"][0], SECRET, algorithms=["HS256"], options={"verify_iss": False})
+    now = int(time.time())
+    token = jwt.encode({"iat": now, "exp": now + 300, "sub": claims["sub"], "iss": "login.acme-bank.example",
+                        "state": state, "user_id": claims["user_id"], "verified": True}, SECRET)  # fmt: skip
+    return browser.post(site.path("continue"), data={"state": state, "session_token": token})
+
+
+def code_of(reply: Any) -> str:
+    assert reply.status_code in (302, 303), reply.text
+    location = reply.headers["location"]
+    assert location.startswith(CALLBACK + "?"), location
+    query = parse_qs(urlsplit(location).query)
+    assert query["state"] == ["app-state-1"]
+    assert "code" in query, query
+    return query["code"][0]
+
+
+def error_of(reply: Any) -> tuple[str, str]:
+    assert reply.status_code in (302, 303), reply.text
+    query = parse_qs(urlsplit(reply.headers["location"]).query)
+    return query["error"][0], query.get("error_description", [""])[0]
+
+
+def exchange(site: Site, code: str, p: Pkce, **override: str) -> Any:
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK, "code_verifier": p.verifier,
+            "client_id": site.client_id, "client_secret": site.client_secret, **override}  # fmt: skip
+    return site.browser().post(site.path("oauth/token"), data=form)
+
+
+def id_claims(site: Site, tokens: dict[str, Any]) -> dict[str, Any]:
+    browser = site.browser()
+    jwks = browser.get(site.path(".well-known/jwks.json")).json()
+    key = jwt.PyJWK(jwks["keys"][0])
+    issuer = browser.get(site.path(".well-known/openid-configuration")).json()["issuer"]
+    claims: dict[str, Any] = jwt.decode(tokens["id_token"], key, algorithms=["RS256"], audience=site.client_id,
+                                        issuer=issuer)  # fmt: skip
+    return claims
+
+
+def test_the_seed_story_in_a_browser(site: Site) -> None:
+    """Login, the custom factor, tokens; the next login in the session skips the factor; a new session asks again."""
+    browser, p = site.browser(), pkce()
+    form = authorize(site, browser, p)
+    assert form.status_code == 200 and 'name="password"' in form.text
+    assert form.headers["cache-control"] == "no-store"
+    redirected = submit(site, browser, form)
+    session_cookie = browser.cookies.get("tg_session")
+    assert session_cookie
+    code = code_of(factor(site, browser, redirected))
+
+    tokens = exchange(site, code, p)
+    assert tokens.status_code == 200, tokens.text
+    body = tokens.json()
+    claims = id_claims(site, body)
+    assert claims["sub"] == site.user_id and claims["nonce"] == "n-0S6" and claims["email"] == site.email
+    userinfo = site.browser().get(site.path("userinfo"), headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert userinfo.status_code == 200 and userinfo.json()["sub"] == site.user_id
+
+    # Single sign-on: the same browser goes straight through, the factor is remembered by the session.
+    again = authorize(site, browser, pkce())
+    code_of(again)
+
+    # A new browser is a new session: the factor is asked again.
+    other = site.browser()
+    assert submit(site, other, authorize(site, other, pkce())).headers["location"].startswith(METHOD)
+
+
+def test_prompt_login_keeps_the_session_records_under_a_new_id(site: Site) -> None:
+    browser, p = site.browser(), pkce()
+    code_of(factor(site, browser, submit(site, browser, authorize(site, browser, p))))
+    before = browser.cookies.get("tg_session")
+    form = authorize(site, browser, pkce(), prompt="login")
+    assert 'name="password"' in form.text
+    code_of(submit(site, browser, form))  # the factor is still recorded: straight through
+    assert browser.cookies.get("tg_session") not in (None, before)
+
+
+def test_prompt_none(site: Site) -> None:
+    browser = site.browser()
+    assert error_of(authorize(site, browser, pkce(), prompt="none"))[0] == "login_required"
+    # With a session but without the factor done, the action would have to redirect: it cannot.
+    submit(site, browser, authorize(site, browser, pkce()))  # stops at the factor page
+    assert error_of(authorize(site, browser, pkce(), prompt="none"))[0] == "interaction_required"
+
+
+def test_wrong_password_and_unknown_user_look_the_same(site: Site) -> None:
+    browser = site.browser()
+    wrong = submit(site, browser, authorize(site, browser, pkce()), password="nope")
+    unknown = submit(site, browser, wrong, email="nobody@example.com")
+    assert wrong.status_code == unknown.status_code == 401
+    for reply in (wrong, unknown):
+        assert "Wrong email or password." in reply.text
+    assert browser.cookies.get("tg_session") is None
+
+
+def test_a_session_cookie_set_before_login_is_never_used(site: Site) -> None:
+    browser = site.browser()
+    browser.cookies.set("tg_session", "planted-by-attacker", domain="login.acme-bank.example", path=site.path(""))
+    submit(site, browser, authorize(site, browser, pkce()))
+    assert browser.cookies.get("tg_session", path=site.path("")) != "planted-by-attacker"
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [({"client_id": "unknown"}, 400), ({"redirect_uri": "https://evil.example/callback"}, 400),
+     ({"redirect_uri": CALLBACK + "/extra"}, 400)],
+)  # fmt: skip
+def test_unknown_clients_and_callbacks_get_a_page_not_a_redirect(
+    site: Site, change: dict[str, str], status: int
+) -> None:
+    reply = authorize(site, site.browser(), pkce(), **change)
+    assert reply.status_code == status
+    assert "location" not in reply.headers
+
+
+def test_pkce_is_required(site: Site) -> None:
+    reply = authorize(site, site.browser(), pkce(), code_challenge_method="plain")
+    assert error_of(reply)[0] == "invalid_request"
+    reply = authorize(site, site.browser(), pkce(), response_type="token")
+    assert error_of(reply)[0] == "unsupported_response_type"
+
+
+def test_codes_are_single_use_and_bound_to_the_verifier_and_client(tenant: TenantClient) -> None:
+    site = make_site(tenant, None)  # no actions: the login completes at once
+    browser, p = site.browser(), pkce()
+    code = code_of(submit(site, browser, authorize(site, browser, p)))
+    assert exchange(site, code, pkce()).json()["error"] == "invalid_grant"  # wrong verifier burns the code
+    code = code_of(authorize(site, browser, p))
+    assert exchange(site, code, p, client_secret="wrong").status_code == 401
+    assert exchange(site, code, p, redirect_uri=CALLBACK + "?x=1").json()["error"] == "invalid_grant"
+    code = code_of(authorize(site, browser, p))
+    assert exchange(site, code, p).status_code == 200
+    assert exchange(site, code, p).json()["error"] == "invalid_grant"
+
+
+def test_deny_reaches_the_client_with_its_reason(tenant: TenantClient) -> None:
+    site = make_site(tenant, "exports.onExecutePostLogin = async (e, api) => { api.access.deny('Account locked'); };")
+    browser = site.browser()
+    assert error_of(submit(site, browser, authorize(site, browser, pkce()))) == ("access_denied", "Account locked")
+
+
+def test_a_failing_action_shows_its_class_only(tenant: TenantClient) -> None:
+    site = make_site(tenant, "exports.onExecutePostLogin = async () => { throw new Error('db password is hunter2'); };")
+    browser = site.browser()
+    error, description = error_of(submit(site, browser, authorize(site, browser, pkce())))
+    assert (error, description) == ("access_denied", "Login failed (action_error)")
+
+
+def test_claims_metadata_and_refresh(tenant: TenantClient) -> None:
+    site = make_site(tenant, "exports.onExecutePostLogin = async (event, api) => {"
+                             " if (event.user.app_metadata.blocked) return api.access.deny('blocked');"
+                             " api.idToken.setCustomClaim('https://acme/visits', (event.user.app_metadata.visits || 0) + 1);"
+                             " api.user.setAppMetadata('visits', (event.user.app_metadata.visits || 0) + 1);"
+                             " api.accessToken.addScope('read:statements'); };")  # fmt: skip
+    browser, p = site.browser(), pkce()
+    code = code_of(submit(site, browser, authorize(site, browser, p, scope="openid offline_access")))
+    body = exchange(site, code, p).json()
+    assert id_claims(site, body)["https://acme/visits"] == 1
+    assert body["scope"].split() == ["openid", "offline_access", "read:statements"]
+    assert tenant.get(f"/api/v2/users/{site.user_id}").json()["app_metadata"] == {"visits": 1}
+
+    refreshed = site.browser().post(site.path("oauth/token"), data={
+        "grant_type": "refresh_token", "refresh_token": body["refresh_token"], "client_id": site.client_id,
+        "client_secret": site.client_secret})  # fmt: skip
+    assert refreshed.status_code == 200, refreshed.text
+    assert id_claims(site, refreshed.json())["https://acme/visits"] == 2
+
+    tenant.patch(f"/api/v2/users/{site.user_id}", json={"app_metadata": {"blocked": True}})
+    blocked = site.browser().post(site.path("oauth/token"), data={
+        "grant_type": "refresh_token", "refresh_token": body["refresh_token"], "client_id": site.client_id,
+        "client_secret": site.client_secret})  # fmt: skip
+    assert blocked.status_code == 403 and blocked.json()["error"] == "access_denied"
+
+
+def test_continue_from_another_browser_is_refused(site: Site) -> None:
+    browser = site.browser()
+    redirected = submit(site, browser, authorize(site, browser, pkce()))
+    thief = site.browser()
+    assert factor(site, thief, redirected).status_code == 400
+    code_of(factor(site, browser, redirected))  # the refused attempt did not use the state up
+
+
+def test_discovery_and_keys(site: Site) -> None:
+    browser = site.browser()
+    config = browser.get(site.path(".well-known/openid-configuration")).json()
+    assert config["issuer"] == f"https://login.acme-bank.example/t/{site.tenant.name}/"
+    assert config["code_challenge_methods_supported"] == ["S256"]
+    keys = browser.get(site.path(".well-known/jwks.json")).json()["keys"]
+    assert keys and all("d" not in k for k in keys)
+    assert browser.get("/t/no-such-tenant/.well-known/jwks.json").status_code == 404
+    assert browser.get(site.path("userinfo"), headers={"Authorization": "Bearer nonsense"}).status_code == 401
