@@ -14,7 +14,7 @@ from runtime.config import Settings
 log = logging.getLogger("tollgate")
 
 
-def _configure_logging() -> None:
+def configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S", force=True
     )
@@ -44,32 +44,36 @@ def serve(args: argparse.Namespace) -> int:
     from runtime.api.app import create_app
     from runtime.api.services import StartupError
 
-    _configure_logging()
+    configure_logging()
+    if args.executors is not None:
+        # Read by every server process, the workers too.
+        os.environ["TOLLGATE_EXECUTORS"] = str(args.executors)
     settings = Settings.from_environment()
     try:
         asyncio.run(_preflight(settings))
     except StartupError as exc:
         log.error("Cannot start: %s", exc)
         return 1
+    base = f"http://{args.host}:{args.port}"
     ready = (
-        f"Ready: the management API is at http://{args.host}:{args.port}/api/v2 "
-        "(OpenAPI document: /api/v2/openapi.json). Stop with Ctrl+C."
+        f"Ready: the management API is at {base}/api/v2 (OpenAPI document: /api/v2/openapi.json), "
+        f"tenants' login pages at {base}/t/<tenant>/authorize. Stop with Ctrl+C."
     )
-    uvicorn.run(
-        create_app(settings, ready_message=ready),
-        host=args.host,
-        port=args.port,
-        log_level="info",
-        access_log=True,
-        log_config=None,
-    )
+    common: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "info", "access_log": True,
+                              "log_config": None}  # fmt: skip
+    if args.workers == 1:
+        uvicorn.run(create_app(settings, ready_message=ready), **common)
+    else:
+        log.info("Starting %d server processes, each with %d executor processes", args.workers, settings.executors)
+        os.environ["TOLLGATE_READY_MESSAGE"] = ready
+        uvicorn.run("runtime.api.app:app_from_environment", factory=True, workers=args.workers, **common)
     return 0
 
 
 def migrate_command(args: argparse.Namespace) -> int:
     from runtime.store import database_url, migrate
 
-    _configure_logging()
+    configure_logging()
     settings = Settings.from_environment()
     try:
         url = database_url(settings.database_url, settings.home)
@@ -126,7 +130,7 @@ def rotate_command(args: argparse.Namespace) -> int:
     from runtime.api.services import StartupError
     from runtime.vault import VaultError
 
-    _configure_logging()
+    configure_logging()
     try:
         print(asyncio.run(_rotate(Settings.from_environment(), args.retire)))
     except (StartupError, VaultError) as exc:
@@ -135,10 +139,22 @@ def rotate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def add_parsers(sub: Any) -> None:
     parser = sub.add_parser("serve", help="serve the management API (applies migrations first)")
     parser.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="default: 8080")
+    parser.add_argument("--workers", type=_positive, default=1, help="server processes answering HTTP (default: 1)")
+    parser.add_argument(
+        "--executors", type=_positive, default=None,
+        help="executor processes per server process (default: TOLLGATE_EXECUTORS, else one per core)",
+    )  # fmt: skip
     parser.set_defaults(func=serve)
     parser = sub.add_parser("migrate", help="apply database migrations (also done by serve)")
     parser.set_defaults(func=migrate_command)

@@ -47,13 +47,13 @@ def _free_port() -> int:
 class Server:
     """`tollgate serve` in a child process; its output is collected in a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, *extra: str) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/api/v2"
         self.log_path = log_path
         with log_path.open("w") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "runtime.cli", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "runtime.cli", "serve", "--port", str(self.port), *extra],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -86,8 +86,8 @@ class Server:
 def servers(tmp_path: Path) -> Iterator[Any]:
     started: list[Server] = []
 
-    def start(env: dict[str, str]) -> Server:
-        server = Server(env, tmp_path / f"server-{len(started)}.log")
+    def start(env: dict[str, str], *extra: str) -> Server:
+        server = Server(env, tmp_path / f"server-{len(started)}.log", *extra)
         started.append(server)
         return server
 
@@ -198,3 +198,18 @@ def test_serve_on_the_embedded_default(tmp_path: Path, servers: Any) -> None:
     assert again.stop() == 0
     assert "Operator API key (shown once" not in again.output()
     assert "the key generated and shown at first start" in again.output()
+
+
+def test_serve_with_several_workers(new_database: Any, servers: Any) -> None:
+    operator = "tgo_" + "b" * 43
+    env = _environment(DATABASE_URL=new_database(), TOLLGATE_MASTER_KEY=MasterKeyring.generate_text(),
+                       TOLLGATE_OPERATOR_KEY=operator)  # fmt: skip
+    server = servers(env, "--workers", "2", "--executors", "1")
+    server.wait_ready()
+    admin = {"Authorization": f"Bearer {operator}"}
+    for n in range(4):  # answered by either process
+        assert httpx.post(server.url + "/tenants", json={"name": f"w{n}"}, headers=admin, timeout=30).status_code == 201
+    assert server.stop() == 0
+    output = server.output()
+    assert "Starting 2 server processes, each with 1 executor processes" in output
+    assert output.count("Ready: the management API is at") == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -25,7 +26,7 @@ from runtime.api.services import start_services, sweep_forever
 from runtime.config import Settings
 from runtime.login import continuation, hosted
 
-__all__ = ["create_app"]
+__all__ = ["app_from_environment", "create_app"]
 
 log = logging.getLogger("tollgate")
 
@@ -72,3 +73,11 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: handle_exception},
     )
+
+
+def app_from_environment() -> Starlette:
+    """The application for one of several server processes (`tollgate serve --workers N`)."""
+    from runtime.server import configure_logging
+
+    configure_logging()  # a worker process starts with nothing configured
+    return create_app(Settings.from_environment(), ready_message=os.environ.get("TOLLGATE_READY_MESSAGE"))

@@ -11,8 +11,12 @@ repositories' methods once per request, each in its own transaction.
 from __future__ import annotations
 
 import logging
+import select
+import time
+import weakref
 from pathlib import Path
 
+import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -45,6 +49,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# Connections idle longer than this are checked before use.
+IDLE_CHECK_S = 30.0
+
 
 def database_url(configured: str | None, home: Path) -> str:
     """The URL to use: the configured one, or the embedded server's (started if needed)."""
@@ -70,6 +77,23 @@ class Store:
 
     @classmethod
     async def open(cls, url: str, keyring: MasterKeyring | None, *, max_connections: int = 10) -> Store:
+        # Connections are checked before use, so that a database restart or failover costs no
+        # request: a connection the server closed has something to read (its goodbye and the
+        # end of the stream) although it is idle, which a zero-timeout poll of its socket sees
+        # at no cost; one idle for long is also pinged, for links cut without a goodbye.
+        returned: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
+
+        async def note_return(conn: Conn) -> None:
+            returned[conn] = time.monotonic()
+
+        async def check(conn: Conn) -> None:
+            readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+            if readable:
+                await conn.close()  # so that the pool replaces it rather than offering it again
+                raise psycopg.OperationalError("the server closed the connection")
+            if time.monotonic() - returned.get(conn, 0.0) > IDLE_CHECK_S:
+                await conn.execute("")
+
         pool = AsyncConnectionPool(
             url,
             connection_class=Conn,
@@ -77,6 +101,8 @@ class Store:
             max_size=max_connections,
             open=False,
             kwargs={"autocommit": True, "row_factory": dict_row},
+            reset=note_return,
+            check=check,
         )
         try:
             await pool.open(wait=True, timeout=30)

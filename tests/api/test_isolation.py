@@ -56,8 +56,10 @@ def world(api: TestClient, operator_headers: dict[str, str]) -> World:
                 json={"bindings": [{"ref": {"type": "action_id", "value": asks["id"]}},
                                    {"ref": {"type": "action_id", "value": action["id"]}}]})  # fmt: skip
     # A login through the flow API that ends at /continue leaves a result for Alice to redeem.
-    started = alice.post("/api/v2/flows/post-login", json={
-        "event": {"user": {"user_id": "auth0|alice-user"}}, "resume_url": "https://idp.alice.example/resume"}).json()
+    started = alice.post(
+        "/api/v2/flows/post-login",
+        json={"event": {"user": {"user_id": "auth0|alice-user"}}, "resume_url": "https://idp.alice.example/resume"},
+    ).json()
     state = parse_qs(urlsplit(started["location"]).query)["state"][0]
     back = api.get(f"/t/{alice.name}/continue?state={state}", follow_redirects=False)
     ref = parse_qs(urlsplit(back.headers["location"]).query)["result"][0]
