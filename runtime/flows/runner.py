@@ -26,7 +26,6 @@ transaction at the end.
 
 from __future__ import annotations
 
-import copy
 import logging
 import uuid
 from collections import OrderedDict
@@ -42,7 +41,7 @@ from runtime.sandbox import CompiledAction
 from runtime.sandbox.errors import ActionError, PlatformError, SandboxError
 from runtime.store.base import Conn
 from runtime.store.errors import NotFound, StoreError
-from runtime.store.logins import new_secret
+from runtime.store.logins import FlowHead, new_secret
 
 __all__ = ["TRANSACTION_LIFETIME", "FlowResult", "FlowRunner", "FlowState"]
 
@@ -125,9 +124,8 @@ class FlowRunner:
         browser: str | None,
         persist: Persist,
     ) -> FlowResult:
-        """Start a login's flow with the versions bound now; run until it stops."""
+        """Start a login's flow with the versions bound now; run until it stops. `event` becomes the flow's."""
         head = await self.services.store.logins.flow_head(tenant_id, TRIGGER)
-        event = copy.deepcopy(event)
         event["tenant"] = {"id": head.tenant_name}
         state = FlowState(
             tenant_id=tenant_id,
@@ -143,7 +141,7 @@ class FlowRunner:
             origin=origin,
         )
         limits = TenantLimits.from_overrides(head.limits)
-        return await self._run(state, limits, head.allowed_redirect_hosts, browser=browser, persist=persist)
+        return await self._run(state, limits, head, browser=browser, persist=persist)
 
     async def resume(
         self, tenant_id: str, state_token: str, request: dict[str, Any], *, browser: str | None, persist: Persist
@@ -155,7 +153,7 @@ class FlowRunner:
         them all alike, without running any code.
         """
         store = self.services.store
-        async with store.logins.transaction() as conn:
+        async with store.logins.statement() as conn:
             flow = await store.logins.consume(conn, tenant_id, state_token, browser)
         if flow is None:
             return None
@@ -165,7 +163,7 @@ class FlowRunner:
         state.event["request"] = {**request, "hostname": hostname} if hostname else dict(request)
         head = await store.logins.flow_head(tenant_id, TRIGGER)
         limits = TenantLimits.from_overrides(head.limits)
-        return await self._run(state, limits, head.allowed_redirect_hosts, browser=browser, persist=persist)
+        return await self._run(state, limits, head, browser=browser, persist=persist)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -173,14 +171,14 @@ class FlowRunner:
         self,
         state: FlowState,
         limits: TenantLimits,
-        allowed_hosts: list[str],
+        head: FlowHead,
         *,
         browser: str | None,
         persist: Persist,
     ) -> FlowResult:
         outcome = Outcome.from_dict(state.outcome)
         services = self.services
-        cache: dict[str, Any] | None = None
+        cache: dict[str, Any] | None = head.cache
         while state.position < len(state.steps):
             step = state.steps[state.position]
             handler = "onContinuePostLogin" if state.resuming else "onExecutePostLogin"
@@ -219,7 +217,9 @@ class FlowRunner:
                 )
             try:
                 verdict = apply_commands(result.commands, state.event, outcome, handler=handler)
-                target = checked_target(verdict.redirect_url, allowed_hosts) if verdict.redirect_url else None
+                target = (
+                    checked_target(verdict.redirect_url, head.allowed_redirect_hosts) if verdict.redirect_url else None
+                )
             except (ActionError, RedirectRefused) as exc:
                 error = exc.to_dict() if isinstance(exc, ActionError) else ActionError(str(exc)).to_dict()
                 entry.update(status="failed", error=error)
@@ -260,7 +260,7 @@ class FlowRunner:
         logins = self.services.store.logins
         record_status = "suspended" if status == "redirect" else status
         result = FlowResult(status=status, state=state, outcome=outcome, execution_id="", error=_public(error))
-        async with logins.transaction() as conn:
+        async with logins.batch() as conn:
             result.execution_id = state.execution_id = await logins.record_execution(
                 conn, state.tenant_id, execution_id=state.execution_id, trigger_id=TRIGGER, status=record_status,
                 results=state.results,
@@ -283,10 +283,12 @@ class FlowRunner:
                 )  # fmt: skip
                 result.redirect_url = with_query(target, "state", token)
             result.persisted = await persist(conn, result)
-        log.info(
-            "post-login flow %s for tenant %s: %s%s",
-            result.execution_id, state.tenant_name, status, f" ({error['class']})" if error else "",
-        )  # fmt: skip
+        if error is not None:
+            log.info(
+                "post-login flow %s for tenant %s failed: %s", result.execution_id, state.tenant_name, error["class"]
+            )
+        else:
+            log.debug("post-login flow %s of tenant %s: %s", result.execution_id, state.tenant_name, status)
         return result
 
     async def _version(self, tenant_id: str, step: dict[str, str]) -> tuple[CompiledAction, dict[str, str]]:

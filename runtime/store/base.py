@@ -28,15 +28,35 @@ def new_id() -> uuid.UUID:
 
 
 class Repository:
-    """Base of the repositories: one pool; each method runs in one transaction."""
+    """Base of the repositories: one pool; each method runs in one transaction, or one statement."""
 
     def __init__(self, pool: AsyncConnectionPool[Conn]) -> None:
         self.pool = pool
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
+        """A transaction for several statements (BEGIN and COMMIT cost a round trip each)."""
         try:
             async with self.pool.connection() as conn, conn.transaction():
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"the database failed: {type(exc).__name__}") from None
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[Conn]:
+        """A transaction whose statements are sent together (pipeline mode): one round trip in all
+        when nothing is read back before the end. Errors surface at the end of the block."""
+        try:
+            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"the database failed: {type(exc).__name__}") from None
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[Conn]:
+        """A connection for one statement, atomic on its own (autocommit): one round trip, for hot paths."""
+        try:
+            async with self.pool.connection() as conn:
                 yield conn
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"the database failed: {type(exc).__name__}") from None

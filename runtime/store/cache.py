@@ -37,7 +37,7 @@ class Cache(Repository):
         """The entries not yet expired, as executions take them: {key: {value, expires_at}}."""
         tid = parse_id(tenant_id, "tenant")
         now = _moment(now_ms if now_ms is not None else time.time() * 1000)
-        async with self.transaction() as conn:
+        async with self.statement() as conn:
             rows = await (
                 await conn.execute(
                     "SELECT key, value, expires_at FROM cache_entries"

@@ -64,7 +64,7 @@ class Clients(Repository):
 
     async def get(self, tenant_id: str, client_id: str) -> Client:
         tid = parse_id(tenant_id, "tenant")
-        async with self.transaction() as conn:
+        async with self.statement() as conn:
             row = await (
                 await conn.execute("SELECT * FROM clients WHERE tenant_id = %s AND client_id = %s", (tid, client_id))
             ).fetchone()
@@ -105,7 +105,7 @@ class Clients(Repository):
     async def check_secret(self, tenant_id: str, client_id: str, secret: str) -> bool:
         """Whether `secret` is the client's secret (constant-time)."""
         tid = parse_id(tenant_id, "tenant")
-        async with self.transaction() as conn:
+        async with self.statement() as conn:
             row = await (
                 await conn.execute(
                     "SELECT client_secret_hash FROM clients WHERE tenant_id = %s AND client_id = %s", (tid, client_id)

@@ -52,7 +52,7 @@ class SessionRow:
 
 @dataclass(frozen=True)
 class FlowHead:
-    """What a login needs of its tenant, read in one query: name, limits, hosts and the bound versions."""
+    """What a login needs of its tenant, read in one query: name, limits, hosts, bound versions, cache."""
 
     tenant_id: str
     tenant_name: str
@@ -60,6 +60,8 @@ class FlowHead:
     allowed_redirect_hosts: list[str]
     # [{action_id, action_name, version_id}], in binding order.
     steps: list[dict[str, str]]
+    # The trigger's live api.cache entries: {key: {value, expires_at}}.
+    cache: dict[str, dict[str, Any]]
 
 
 def _session(row: dict[str, Any]) -> SessionRow:
@@ -86,16 +88,21 @@ class Logins(Repository):
     async def flow_head(self, tenant_id: str, trigger_id: str) -> FlowHead:
         """The tenant and the versions bound to `trigger_id`, pinned now, in one round trip."""
         tid = parse_id(tenant_id, "tenant")
-        async with self.transaction() as conn:
+        async with self.statement() as conn:
             row = await (
                 await conn.execute(
                     "SELECT t.name, t.limits, t.allowed_redirect_hosts, coalesce(("
                     "  SELECT jsonb_agg(jsonb_build_object('action_id', a.id::text, 'action_name', a.name,"
                     "    'version_id', a.deployed_version_id::text) ORDER BY b.position)"
                     "  FROM bindings b JOIN actions a ON a.tenant_id = b.tenant_id AND a.id = b.action_id"
-                    "  WHERE b.tenant_id = t.id AND b.trigger_id = %s AND a.deployed_version_id IS NOT NULL"
-                    "), '[]'::jsonb) AS steps FROM tenants t WHERE t.id = %s",
-                    (trigger_id, tid),
+                    "  WHERE b.tenant_id = t.id AND b.trigger_id = %(trigger)s AND a.deployed_version_id IS NOT NULL"
+                    "), '[]'::jsonb) AS steps, coalesce(("
+                    "  SELECT jsonb_object_agg(c.key, jsonb_build_object('value', c.value,"
+                    "    'expires_at', floor(extract(epoch FROM c.expires_at) * 1000)))"
+                    "  FROM cache_entries c WHERE c.tenant_id = t.id AND c.trigger_id = %(trigger)s"
+                    "  AND c.expires_at > now()"
+                    "), '{}'::jsonb) AS cache FROM tenants t WHERE t.id = %(tenant)s",
+                    {"trigger": trigger_id, "tenant": tid},
                 )
             ).fetchone()
         if row is None:
@@ -106,6 +113,7 @@ class Logins(Repository):
             limits=dict(row["limits"]),
             allowed_redirect_hosts=list(row["allowed_redirect_hosts"]),
             steps=list(row["steps"]),
+            cache=dict(row["cache"]),
         )
 
     # -- sessions --------------------------------------------------------------------------
@@ -122,6 +130,38 @@ class Logins(Repository):
             )
         ).fetchone()
         return _session(row) if row else None
+
+    async def external_session(
+        self, tenant_id: str, *, token: str, user_id: str, lifetime: timedelta, idle: timedelta
+    ) -> SessionRow:
+        """The live session an identity server's session stands for, made (or started over) if it has none.
+
+        One statement: a flow API login pays one round trip for its session.
+        """
+        async with self.statement() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO sessions AS s (tenant_id, id, token_hash, kind, user_id, expires_at, idle_expires_at)"
+                " VALUES (%(t)s, %(id)s, %(h)s, 'external', %(u)s, now() + %(life)s, now() + %(idle)s)"
+                " ON CONFLICT (tenant_id, token_hash) DO UPDATE SET"
+                "  id = CASE WHEN s.expires_at > now() AND s.idle_expires_at > now() THEN s.id ELSE excluded.id END,"
+                "  methods = CASE WHEN s.expires_at > now() AND s.idle_expires_at > now()"
+                "    THEN s.methods ELSE '[]'::jsonb END,"
+                "  metadata = CASE WHEN s.expires_at > now() AND s.idle_expires_at > now()"
+                "    THEN s.metadata ELSE '{}'::jsonb END,"
+                "  created_at = CASE WHEN s.expires_at > now() AND s.idle_expires_at > now()"
+                "    THEN s.created_at ELSE now() END,"
+                "  expires_at = CASE WHEN s.expires_at > now() AND s.idle_expires_at > now()"
+                "    THEN s.expires_at ELSE excluded.expires_at END,"
+                "  idle_expires_at = CASE WHEN s.expires_at > now() AND s.idle_expires_at > now()"
+                "    THEN least(s.expires_at, now() + %(idle)s) ELSE excluded.idle_expires_at END,"
+                "  last_interacted_at = now()"
+                " RETURNING *",
+                {"t": parse_id(tenant_id, "tenant"), "id": new_id(), "h": secret_hash(token), "u": user_id,
+                 "life": lifetime, "idle": idle},
+            )  # fmt: skip
+            row = await cursor.fetchone()
+        assert row is not None
+        return _session(row)
 
     async def live_session(self, conn: Conn, tenant_id: str, session_id: str) -> SessionRow | None:
         """A session by its id, if it has not ended (a refresh token's session)."""
@@ -268,7 +308,7 @@ class Logins(Repository):
 
     async def redeem_result(self, tenant_id: str, ref: str) -> dict[str, Any]:
         """The outcome behind `ref`, once; NotFound when unknown, expired, redeemed or another tenant's."""
-        async with self.transaction() as conn:
+        async with self.statement() as conn:
             row = await (
                 await conn.execute(
                     "UPDATE flow_results SET redeemed_at = now() WHERE tenant_id = %s AND ref_hash = %s"

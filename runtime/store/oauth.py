@@ -41,7 +41,7 @@ class OAuth(Repository):
     async def save_request(self, tenant_id: str, *, browser: str, params: dict[str, Any]) -> str:
         """Keep an authorization request until the form is posted; returns its one-time id."""
         request_id = new_secret()
-        async with self.transaction() as conn:
+        async with self.statement() as conn:
             await conn.execute(
                 "INSERT INTO login_requests (tenant_id, id_hash, browser_hash, params, expires_at)"
                 " VALUES (%s, %s, %s, %s, now() + %s)",
@@ -54,7 +54,7 @@ class OAuth(Repository):
         """The authorization request behind a posted form, if it is live and from this browser."""
         if browser is None:
             return None
-        async with self.transaction() as conn:
+        async with self.statement() as conn:
             row = await (
                 await conn.execute(
                     "SELECT params FROM login_requests WHERE tenant_id = %s AND id_hash = %s AND browser_hash = %s"
@@ -90,7 +90,7 @@ class OAuth(Repository):
 
     async def redeem_code(self, tenant_id: str, code: str, client_id: str) -> dict[str, Any] | None:
         """Take a code once: {redirect_uri, code_challenge, grant}; None if unknown, used, expired, someone else's."""
-        async with self.transaction() as conn:
+        async with self.statement() as conn:
             row = await (
                 await conn.execute(
                     "UPDATE authorization_codes SET consumed_at = now() WHERE tenant_id = %s AND code_hash = %s"
@@ -110,7 +110,7 @@ class OAuth(Repository):
         self, tenant_id: str, *, client_id: str, user_id: str, session_id: str | None, scope: str
     ) -> str:
         token = new_secret()
-        async with self.transaction() as conn:
+        async with self.statement() as conn:
             await conn.execute(
                 "INSERT INTO refresh_tokens (tenant_id, id, token_hash, client_id, user_id, session_id, scope,"
                 " expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, now() + %s)",
@@ -120,7 +120,7 @@ class OAuth(Repository):
         return token
 
     async def refresh_token(self, tenant_id: str, token: str, client_id: str) -> RefreshToken | None:
-        async with self.transaction() as conn:
+        async with self.statement() as conn:
             row = await (
                 await conn.execute(
                     "SELECT * FROM refresh_tokens WHERE tenant_id = %s AND token_hash = %s AND client_id = %s"

@@ -87,7 +87,7 @@ class Users(Repository):
 
     async def get(self, tenant_id: str, user_id: str) -> User:
         tid = parse_id(tenant_id, "tenant")
-        async with self.transaction() as conn:
+        async with self.statement() as conn:
             row = await (
                 await conn.execute("SELECT * FROM users WHERE tenant_id = %s AND id = %s", (tid, user_id))
             ).fetchone()
@@ -97,7 +97,7 @@ class Users(Repository):
 
     async def by_email(self, tenant_id: str, email: str) -> User | None:
         tid = parse_id(tenant_id, "tenant")
-        async with self.transaction() as conn:
+        async with self.statement() as conn:
             row = await (
                 await conn.execute(
                     "SELECT * FROM users WHERE tenant_id = %s AND lower(email) = lower(%s)", (tid, email)

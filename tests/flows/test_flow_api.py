@@ -348,3 +348,19 @@ def test_the_flow_api_needs_a_tenant_key(tenant: TenantClient, operator_headers:
     assert tenant.client.post("/api/v2/flows/post-login", json=body).status_code == 401
     assert tenant.client.post("/api/v2/flows/post-login", json=body, headers=operator_headers).status_code == 403
     assert tenant.get("/api/v2/flows/results/unknown").status_code == 404
+
+
+def test_the_cache_carries_over_from_one_login_to_the_next(tenant: TenantClient) -> None:
+    bind(
+        tenant,
+        (
+            "counts",
+            "exports.onExecutePostLogin = async (e, api) => {"
+            " const seen = api.cache.get('logins');"
+            " const count = seen ? Number(seen.value) + 1 : 1;"
+            " api.cache.set('logins', String(count));"
+            " api.idToken.setCustomClaim('https://acme/logins', count); };",
+        ),
+    )
+    counts = [start(tenant)["id_token_claims"]["https://acme/logins"] for _ in range(3)]
+    assert counts == [1, 2, 3]

@@ -34,7 +34,10 @@ class Site:
 
     def browser(self) -> TestClient:
         """A fresh browser (its own cookie jar) on the same server, over https."""
-        return TestClient(self.tenant.client.app, base_url="https://login.acme-bank.example", follow_redirects=False)
+        browser = TestClient(self.tenant.client.app, base_url="https://login.acme-bank.example", follow_redirects=False)
+        # The server's event loop: its database pool belongs to it.
+        browser.portal = self.tenant.client.portal
+        return browser
 
     def path(self, rest: str) -> str:
         return f"/t/{self.tenant.name}/{rest}"

@@ -15,7 +15,6 @@ as a hash) and appear in ``event.authentication.methods`` on its later logins.
 
 from __future__ import annotations
 
-import copy
 from datetime import timedelta
 from typing import Any
 
@@ -76,22 +75,16 @@ ORIGINS["api"] = ApiOrigin()
 async def start_post_login(call: Call) -> Response:
     body: FlowStart = call.body
     services, tenant_id = call.services, call.tenant_id
-    event = copy.deepcopy(body.event)
+    event = body.event
     user_id = event["user"]["user_id"]
     given = list(event.get("authentication", {}).get("methods", []))
     session_id = None
     external = event.get("session", {}).get("id")
     if external is not None:
-        logins = services.store.logins
         # One session per identity-server session and user: a shared session id never mixes two users' records.
-        token = f"{external}\x00{user_id}"
-        async with logins.transaction() as conn:
-            session = await logins.find_session(conn, tenant_id, token)
-            if session is None:
-                session = await logins.create_session(
-                    conn, tenant_id, token=token, kind="external", user_id=user_id, methods=[],
-                    lifetime=SESSION_LIFETIME, idle=SESSION_IDLE,
-                )  # fmt: skip
+        session = await services.store.logins.external_session(
+            tenant_id, token=f"{external}\x00{user_id}", user_id=user_id, lifetime=SESSION_LIFETIME, idle=SESSION_IDLE
+        )
         session_id = session.id
         given += session.methods
     event.setdefault("authentication", {})["methods"] = given
