@@ -25,7 +25,7 @@ from runtime.login.tokens import (
     mint_id_token,
     verify_access_token,
 )
-from runtime.store import NotFound, Store, signing_keys
+from runtime.store import NotFound, Store, migrate, signing_keys
 from runtime.store.signing_keys import Signer, jwk_thumbprint
 from runtime.vault import MasterKeyring, SecretUnreadable
 
@@ -61,11 +61,19 @@ async def _rows(store: Store, tenant_id: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def keys(database_url: str, api: Any) -> Keys:
+def own_database(new_database: Any) -> str:
+    """A database of the module's own: its keys are wrapped by RING, which the session's server does not hold."""
+    url: str = new_database()
+    migrate(url, report=lambda _: None)
+    return url
+
+
+@pytest.fixture(scope="module")
+def keys(own_database: str, api: Any) -> Keys:
     """Key material from the store, once for the module (the API fixture has migrated the database)."""
 
     async def load() -> Keys:
-        store = await Store.open(database_url, RING)
+        store = await Store.open(own_database, RING)
         try:
             tid, other = await _new_tenant(store), await _new_tenant(store)
             signer = await store.signing_keys.signer(tid)
@@ -120,7 +128,7 @@ def _verify(keys: Keys, token: str, **changes: Any) -> dict[str, Any]:
 # --- keys in the store ---------------------------------------------------------------------------
 
 
-def test_concurrent_first_uses_make_one_key(database_url: str, api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_concurrent_first_uses_make_one_key(own_database: str, api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Eight first uses at once, from two stores (as two server processes): one key, used by all.
 
     The keys are made beforehand so that every first use reaches the database
@@ -130,7 +138,7 @@ def test_concurrent_first_uses_make_one_key(database_url: str, api: Any, monkeyp
     monkeypatch.setattr(signing_keys, "_generate", lambda: next(made))
 
     async def scenario() -> tuple[list[Signer], list[dict[str, Any]]]:
-        stores = [await Store.open(database_url, RING) for _ in range(2)]
+        stores = [await Store.open(own_database, RING) for _ in range(2)]
         try:
             tid = await _new_tenant(stores[0])
             signers = await asyncio.gather(*(stores[i % 2].signing_keys.signer(tid) for i in range(8)))
@@ -145,11 +153,11 @@ def test_concurrent_first_uses_make_one_key(database_url: str, api: Any, monkeyp
     assert {s.kid for s in signers} == {rows[0]["kid"]}
 
 
-def test_the_sealed_key_hides_the_key_and_opens_only_in_its_row(database_url: str, api: Any) -> None:
+def test_the_sealed_key_hides_the_key_and_opens_only_in_its_row(own_database: str, api: Any) -> None:
     """The row holds no PEM or DER; moved to another tenant (alone or with its whole row) it does not open."""
 
     async def scenario() -> None:
-        store = await Store.open(database_url, RING)
+        store = await Store.open(own_database, RING)
         try:
             a, b = await _new_tenant(store), await _new_tenant(store)
             signer_a = await store.signing_keys.signer(a)
@@ -172,7 +180,7 @@ def test_the_sealed_key_hides_the_key_and_opens_only_in_its_row(database_url: st
                     "UPDATE signing_keys SET sealed_private_key = %s WHERE tenant_id = %s",
                     (sealed, uuid.UUID(b)),
                 )
-            fresh = await Store.open(database_url, RING)  # nothing cached
+            fresh = await Store.open(own_database, RING)  # nothing cached
             try:
                 with pytest.raises(SecretUnreadable):
                     await fresh.signing_keys.signer(b)
@@ -186,7 +194,7 @@ def test_the_sealed_key_hides_the_key_and_opens_only_in_its_row(database_url: st
                     " VALUES (%s, %s, %s, %s, %s)",
                     (uuid.UUID(b), row_a["kid"], json.dumps(row_a["public_jwk"]), row_a["key_version"], sealed),
                 )
-            fresh = await Store.open(database_url, RING)
+            fresh = await Store.open(own_database, RING)
             try:
                 with pytest.raises(SecretUnreadable):
                     await fresh.signing_keys.signer(b)
@@ -199,9 +207,9 @@ def test_the_sealed_key_hides_the_key_and_opens_only_in_its_row(database_url: st
     asyncio.run(scenario())
 
 
-def test_an_unknown_tenant_gets_no_key(database_url: str, api: Any) -> None:
+def test_an_unknown_tenant_gets_no_key(own_database: str, api: Any) -> None:
     async def scenario() -> dict[str, Any]:
-        store = await Store.open(database_url, RING)
+        store = await Store.open(own_database, RING)
         try:
             with pytest.raises(NotFound):
                 await store.signing_keys.signer(str(uuid.uuid4()))
@@ -252,10 +260,10 @@ def test_jwk_thumbprint_matches_rfc_7638() -> None:
     assert jwk_thumbprint(jwk) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 
 
-def test_rotation_signs_with_a_new_key_and_keeps_the_old_one_verifying(database_url: str, api: Any) -> None:
+def test_rotation_signs_with_a_new_key_and_keeps_the_old_one_verifying(own_database: str, api: Any) -> None:
     async def scenario() -> tuple[Signer, str, Signer, Signer, dict[str, Any], list[dict[str, Any]]]:
-        store = await Store.open(database_url, RING)
-        other_process = await Store.open(database_url, RING)
+        store = await Store.open(own_database, RING)
+        other_process = await Store.open(own_database, RING)
         try:
             tid = await _new_tenant(store)
             old = await store.signing_keys.signer(tid)
