@@ -9,6 +9,17 @@ and drop the platform's credentials from their environment at start: an
 executor runs tenant code and never talks to the database. Requests and
 results cross the pipe as msgpack.
 
+The limits inside the sandbox stop tenant code; nothing inside an executor
+can stop the executor itself from hanging (a stopped or frozen process, a
+fault in the engine). So every request also has a deadline on the host's
+side: the wall-clock limit the guest holds itself to, plus a margin. An
+executor that dies or misses its deadline is killed, the request it held
+fails closed with :class:`PlatformError`, and a replacement starts in the
+background: neither the failing caller nor anyone else waits for it, and
+the other executors carry on. A replacement that cannot start is logged and
+tried again on the next request, so the pool grows back to its size as soon
+as starting works again.
+
 Lifecycle: :class:`ExecutorPool` once per server process; each executor
 loads the engine once at start (about a second on a cold machine, then from
 the compiled-module cache); :meth:`ExecutorPool.execute` once per execution,
@@ -17,10 +28,13 @@ from any thread.
 
 from __future__ import annotations
 
+import collections
 import logging
 import multiprocessing
 import os
-import queue
+import signal
+import socket
+import struct
 import threading
 import time
 from collections.abc import Mapping
@@ -40,6 +54,11 @@ log = logging.getLogger(__name__)
 
 # What an executor must never hold.
 SCRUBBED_ENVIRONMENT = ("DATABASE_URL", "TOLLGATE_MASTER_KEY", "TOLLGATE_OPERATOR_KEY", "PGPASSWORD")
+
+# An action compiled by another engine build is compiled again in the
+# executor before it runs, under the default limits (executor._Recompiled):
+# its deadline allows for that too.
+_RECOMPILE_ALLOWANCE_S = Limits().wall_ms / 1000
 
 
 def _compile(request: dict[str, Any]) -> dict[str, Any]:
@@ -65,8 +84,8 @@ def _executor_main(conn: Connection) -> None:
     from runtime.sandbox import _engine
     from runtime.sandbox.executor import execute
 
-    _engine.engine()
-    conn.send_bytes(msgpack.packb({"ready": os.getpid()}))
+    build_id = _engine.engine().build_id
+    conn.send_bytes(msgpack.packb({"ready": os.getpid(), "build_id": build_id}))
     while True:
         try:
             raw = conn.recv_bytes()
@@ -98,19 +117,62 @@ def _executor_main(conn: Connection) -> None:
 
 
 class _Executor:
-    def __init__(self, ctx: Any) -> None:
+    """One executor process and the server's end of its pipe.
+
+    Used by one caller at a time: whoever took it from the pool sends a
+    request and reads its reply before anyone else may write to the pipe.
+    """
+
+    def __init__(self, ctx: Any, *, send_timeout_s: float) -> None:
         parent, child = ctx.Pipe()
         self.conn: Connection = parent
         self.process = ctx.Process(target=_executor_main, args=(child,), name="tollgate-executor", daemon=True)
         self.process.start()
         child.close()
+        self.pid: int = self.process.pid
+        self.build_id = ""
+        # A request is written while the executor waits for one; an executor that
+        # stopped reading (a stopped or frozen process) must not block the writer
+        # once the request is bigger than the pipe's buffer: a write that makes no
+        # progress for this long fails with BlockingIOError instead.
+        seconds, fraction = divmod(send_timeout_s, 1)
+        with socket.fromfd(parent.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("@ll", int(seconds), int(fraction * 1_000_000))
+            )
 
     def wait_ready(self, timeout_s: float) -> None:
-        if not self.conn.poll(timeout_s):
-            raise PlatformError("an executor did not start in time")
-        msgpack.unpackb(self.conn.recv_bytes())
+        try:
+            if self.conn.poll(timeout_s):
+                self.build_id = str(msgpack.unpackb(self.conn.recv_bytes())["build_id"])
+                return
+        except (EOFError, OSError):
+            self.process.join(timeout=5)
+            raise PlatformError(f"an executor exited while starting ({self.ending()})") from None
+        raise PlatformError(f"an executor did not start within {timeout_s:g} s")
+
+    def alive(self) -> bool:
+        return bool(self.process.is_alive())
+
+    def ending(self) -> str:
+        """How the process ended, in words, for the log."""
+        code = self.process.exitcode
+        if code is None:
+            return "still running"
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exited with code {code}"
+
+    def kill(self) -> None:
+        """SIGKILL (which also ends a stopped process) and close the pipe; :meth:`reap` collects it."""
+        self.process.kill()
+        self.conn.close()
+
+    def reap(self) -> None:
+        self.process.join(timeout=5)
 
     def stop(self) -> None:
+        """Close the pipe, which ends an idle executor's loop; kill it if it does not end."""
         self.conn.close()
         self.process.join(timeout=5)
         if self.process.is_alive():
@@ -119,22 +181,53 @@ class _Executor:
 
 
 class ExecutorPool:
-    """A fixed number of executor processes; executions go to whichever is free."""
+    """A fixed number of executor processes; executions go to whichever is free.
 
-    def __init__(self, *, processes: int | None = None, start_timeout_s: float = 120.0) -> None:
+    Thread-safe. One lock guards which executors exist (``_all``) and which
+    are free (``_idle``, a subset of ``_all``). A caller holds an executor
+    from :meth:`_acquire` until it either gives it back (:meth:`_release`) or,
+    when the executor died or overran, drops it (:meth:`_discard`): so a pipe
+    never carries two conversations, a dropped executor is in neither list,
+    and a replacement enters both exactly once.
+
+    `deadline_margin_s` is what a request may take beyond the wall-clock limit
+    the guest enforces on itself (process hand-over, result encoding, a busy
+    machine) before its executor counts as hung, and how long a write of a
+    request may stall.
+    """
+
+    def __init__(
+        self, *, processes: int | None = None, start_timeout_s: float = 120.0, deadline_margin_s: float = 2.0
+    ) -> None:
         self._ctx = multiprocessing.get_context("spawn")
         self._size = processes or os.cpu_count() or 1
         self._start_timeout_s = start_timeout_s
-        self._idle: queue.Queue[_Executor] = queue.Queue()
-        self._all: list[_Executor] = []
+        self._margin_s = deadline_margin_s
         self._lock = threading.Lock()
+        # Two conditions on one lock: a caller that needs one executor is woken
+        # for each one freed; environments() only once every executor is free.
+        self._freed = threading.Condition(self._lock)
+        self._all_freed = threading.Condition(self._lock)
+        self._all: list[_Executor] = []
+        self._idle: collections.deque[_Executor] = collections.deque()
+        self._starting = 0
+        self._replaced = 0
+        self._start_failures = 0
         self._closed = False
         started = time.perf_counter()
-        executors = [_Executor(self._ctx) for _ in range(self._size)]
-        for executor in executors:
-            executor.wait_ready(start_timeout_s)
-            self._all.append(executor)
-            self._idle.put(executor)
+        executors: list[_Executor] = []
+        try:
+            for _ in range(self._size):
+                executors.append(self._new_executor())
+            for executor in executors:
+                executor.wait_ready(start_timeout_s)
+        except BaseException:
+            for executor in executors:
+                executor.kill()
+                executor.reap()
+            raise
+        self._all.extend(executors)
+        self._idle.extend(executors)
         log.info(
             "%d executor process%s ready in %.1f s",
             self._size,
@@ -145,6 +238,35 @@ class ExecutorPool:
     @property
     def size(self) -> int:
         return self._size
+
+    def stats(self) -> dict[str, int]:
+        """Counters for a health check.
+
+        ``size``: executors the pool keeps; ``alive``: executor processes
+        running now (one that died while free is dropped and replaced when a
+        request reaches it); ``idle``: those free for a request; ``starting``:
+        replacements on their way; ``replaced``: executors dropped since the
+        pool started, because they died or stopped answering;
+        ``start_failures``: replacements that did not start (each is tried
+        again on the next request).
+        """
+        with self._lock:
+            return {
+                "size": self._size,
+                "alive": sum(executor.alive() for executor in self._all),
+                "idle": len(self._idle),
+                "starting": self._starting,
+                "replaced": self._replaced,
+                "start_failures": self._start_failures,
+            }
+
+    def pids(self, *, busy_only: bool = False) -> list[int]:
+        """The process ids of the pool's executors (only those running a request with `busy_only`).
+
+        For operators and tests: to find an executor's process and its resource use. Read-only.
+        """
+        with self._lock:
+            return [executor.pid for executor in self._all if not busy_only or executor not in self._idle]
 
     def execute(
         self,
@@ -159,39 +281,31 @@ class ExecutorPool:
         now_ms: float | None = None,
         replay_host_calls: list[dict[str, Any]] | None = None,
     ) -> ExecutionResult:
-        """Run one execution on a free executor; blocks until it is done. Thread-safe."""
+        """Run one execution on a free executor; blocks until it is done. Thread-safe.
+
+        Raises :class:`PlatformError` when the executor dies or overruns its
+        deadline (the action's ``wall_ms`` plus the pool's margin).
+        """
         if self._closed:
             raise PlatformError("the executor pool is closed")
+        limits = limits or Limits()
         request = msgpack.packb(
             {
                 "action": action.to_wire(),
                 "handler": handler,
                 "event": dict(event),
                 "secrets": dict(secrets) if secrets is not None else None,
-                "limits": (limits or Limits()).as_dict(),
+                "limits": limits.as_dict(),
                 "cache": dict(cache or {}),
                 "seed": seed,
                 "now_ms": now_ms,
                 "replay_host_calls": replay_host_calls,
             }
         )
-        reply = self._ask(request)
+        reply = self._ask(request, wall_ms=limits.wall_ms, build_id=action.build_id)
         if "platform_error" in reply:
             raise PlatformError(reply["platform_error"])
         return ExecutionResult.from_wire(reply["result"])
-
-    def _ask(self, request: bytes) -> dict[str, Any]:
-        executor = self._idle.get()
-        try:
-            executor.conn.send_bytes(request)
-            reply: dict[str, Any] = msgpack.unpackb(executor.conn.recv_bytes())
-            return reply
-        except (EOFError, OSError):
-            log.error("an executor died (exit code %s); replacing it", executor.process.exitcode)
-            executor = self._replace(executor)
-            raise PlatformError("The executor running the action failed; try again") from None
-        finally:
-            self._idle.put(executor)
 
     def compile(
         self, source: str | bytes, *, trigger: str, limits: Limits | None = None, max_source_bytes: int = 100 * 1024
@@ -199,17 +313,19 @@ class ExecutorPool:
         """Compile on a free executor (tenant code runs there, never in the caller)."""
         if self._closed:
             raise PlatformError("the executor pool is closed")
+        limits = limits or Limits()
         reply = self._ask(
             msgpack.packb(
                 {
                     "compile": {
                         "source": source,
                         "trigger": trigger,
-                        "limits": (limits or Limits()).as_dict(),
+                        "limits": limits.as_dict(),
                         "max_source_bytes": max_source_bytes,
                     }
                 }
-            )
+            ),
+            wall_ms=limits.wall_ms,
         )
         if "error" in reply:
             raise error_from_dict(reply["error"])
@@ -217,31 +333,205 @@ class ExecutorPool:
 
     def environments(self) -> list[list[str]]:
         """The names in each executor's environment (waits until every executor is free)."""
-        executors = [self._idle.get() for _ in range(self._size)]
-        try:
-            names = []
-            for executor in executors:
-                executor.conn.send_bytes(msgpack.packb({"probe": True}))
-                names.append(list(msgpack.unpackb(executor.conn.recv_bytes())["environment"]))
-            return names
-        finally:
-            for executor in executors:
-                self._idle.put(executor)
+        executors = self._acquire(self._size)
+        probe = msgpack.packb({"probe": True})
+        names = []
+        for index, executor in enumerate(executors):
+            try:
+                reply = self._exchange(executor, probe, self._margin_s)
+            except BaseException:
+                for rest in executors[index + 1 :]:
+                    self._release(rest)
+                raise
+            self._release(executor)
+            names.append(list(reply["environment"]))
+        return names
 
-    def _replace(self, dead: _Executor) -> _Executor:
-        dead.stop()
-        fresh = _Executor(self._ctx)
-        fresh.wait_ready(self._start_timeout_s)
+    def _ask(self, request: bytes, *, wall_ms: int, build_id: str | None = None) -> dict[str, Any]:
+        """One request on a free executor, with its deadline; `build_id` is the bytecode's engine build."""
+        (executor,) = self._acquire(1)
+        timeout_s = wall_ms / 1000 + self._margin_s
+        if build_id is not None and build_id != executor.build_id:
+            timeout_s += _RECOMPILE_ALLOWANCE_S
+        reply = self._exchange(executor, request, timeout_s)
+        self._release(executor)
+        return reply
+
+    def _exchange(self, executor: _Executor, request: bytes, timeout_s: float) -> dict[str, Any]:
+        """Send `request` to a held executor and read its reply within `timeout_s`.
+
+        An executor that dies, stalls or is interrupted mid-conversation is
+        dropped: its pipe may still carry a late reply, which must never be
+        read as the answer to someone else's request.
+        """
+        started = time.monotonic()
+        try:
+            executor.conn.send_bytes(request)
+            if executor.conn.poll(timeout_s):
+                reply: dict[str, Any] = msgpack.unpackb(executor.conn.recv_bytes())
+                return reply
+        except BlockingIOError:
+            log.error(
+                "executor pid %d stopped reading its requests (a write stalled for %.1f s); "
+                "killed it, a replacement is starting",
+                executor.pid,
+                self._margin_s,
+            )
+            self._discard(executor)
+            raise PlatformError("The executor running the action stopped answering; it was replaced") from None
+        except (EOFError, OSError) as exc:
+            log.error(
+                "executor pid %d died or closed its pipe %.2f s into a request (%s); a replacement is starting",
+                executor.pid,
+                time.monotonic() - started,
+                type(exc).__name__,
+            )
+            self._discard(executor)
+            raise PlatformError("The executor running the action failed; it was replaced") from None
+        except BaseException:
+            self._discard(executor)
+            raise
+        log.error(
+            "executor pid %d did not answer within %.2f s (the request's wall-clock limit plus a %.1f s margin); "
+            "killed it, a replacement is starting",
+            executor.pid,
+            timeout_s,
+            self._margin_s,
+        )
+        self._discard(executor)
+        raise PlatformError("The executor running the action stopped answering; it was replaced")
+
+    def _acquire(self, count: int) -> list[_Executor]:
+        """Take `count` free executors at once, waiting for them.
+
+        Every request is a chance to start the replacements the pool lacks,
+        so a pool whose replacements failed to start grows back once starting
+        works again. Executors that died while free are noticed and dropped
+        here, so that no request is sent to them. Fails closed, rather than
+        waiting on, when too few executors are alive and a replacement failed
+        to start meanwhile.
+        """
+        wakeup = self._freed if count == 1 else self._all_freed
         with self._lock:
-            self._all[self._all.index(dead)] = fresh
-        return fresh
+            failures = self._start_failures
+            while True:
+                if self._closed:
+                    raise PlatformError("the executor pool is closed")
+                self._refill_locked()
+                if len(self._idle) >= count:
+                    taken = [self._idle.popleft() for _ in range(count)]
+                    dead = [executor for executor in taken if not executor.alive()]
+                    if not dead:
+                        return taken
+                    for executor in reversed(taken):
+                        if executor in dead:
+                            log.error("executor pid %d died while idle (%s)", executor.pid, executor.ending())
+                            self._discard_locked(executor)
+                        else:
+                            self._idle.appendleft(executor)
+                    continue
+                if len(self._all) < count and self._start_failures > failures:
+                    raise PlatformError("No executor could be started to run the action; try again")
+                wakeup.wait()
+
+    def _release(self, executor: _Executor) -> None:
+        """Give back an executor that answered; after close() it is stopped instead."""
+        with self._lock:
+            if not self._closed:
+                self._idle.append(executor)
+                self._notify_locked()
+                return
+        executor.stop()
+
+    def _discard(self, executor: _Executor) -> None:
+        with self._lock:
+            self._discard_locked(executor)
+
+    def _discard_locked(self, executor: _Executor) -> None:
+        """Kill a held executor, forget it and start its replacement."""
+        executor.kill()
+        self._all.remove(executor)
+        self._replaced += 1
+        self._refill_locked(reap=executor)
+
+    def _refill_locked(self, *, reap: _Executor | None = None) -> None:
+        """Start replacements for the executors the pool lacks (none after close())."""
+        while not self._closed and len(self._all) + self._starting < self._size:
+            self._starting += 1
+            threading.Thread(
+                target=self._start_replacement, args=(reap,), name="tollgate-executor-start", daemon=True
+            ).start()
+            reap = None
+
+    def _start_replacement(self, dead: _Executor | None) -> None:
+        """In a thread of its own: collect the dropped process, start another, add it to the pool."""
+        try:
+            if dead is not None:
+                dead.reap()
+                log.warning("executor pid %d is gone (%s)", dead.pid, dead.ending())
+            fresh = self._new_executor()
+            try:
+                fresh.wait_ready(self._start_timeout_s)
+            except BaseException:
+                fresh.kill()
+                fresh.reap()
+                raise
+        except Exception as exc:
+            with self._lock:
+                self._starting -= 1
+                self._start_failures += 1
+                running, closed = len(self._all), self._closed
+                # Callers waiting for an executor that may now never come fail closed.
+                self._freed.notify_all()
+                self._all_freed.notify_all()
+            if not closed:
+                log.error(
+                    "a replacement executor did not start (%s); %d of %d executors running, "
+                    "the next request tries again",
+                    exc,
+                    running,
+                    self._size,
+                )
+            return
+        with self._lock:
+            self._starting -= 1
+            closed = self._closed
+            if not closed:
+                self._all.append(fresh)
+                self._idle.append(fresh)
+                self._notify_locked()
+            running = len(self._all)
+        if closed:
+            fresh.stop()
+        else:
+            log.info("replacement executor pid %d ready; %d of %d executors running", fresh.pid, running, self._size)
+
+    def _notify_locked(self) -> None:
+        self._freed.notify()
+        if len(self._idle) == self._size:
+            self._all_freed.notify_all()
+
+    def _new_executor(self) -> _Executor:
+        return _Executor(self._ctx, send_timeout_s=self._margin_s)
 
     def close(self) -> None:
-        """Stop every executor. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        for executor in self._all:
+        """Stop every executor; requests still running fail with PlatformError. Idempotent.
+
+        A replacement still starting stops itself once it is ready.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            idle = list(self._idle)
+            busy = [executor for executor in self._all if executor not in idle]
+            self._idle.clear()
+            self._freed.notify_all()
+            self._all_freed.notify_all()
+        for executor in busy:  # their callers see the pipe break and drop them
+            executor.process.kill()
+            executor.reap()
+        for executor in idle:
             executor.stop()
 
     def __enter__(self) -> ExecutorPool:

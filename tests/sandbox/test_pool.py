@@ -1,16 +1,24 @@
-"""The executor pool: results cross processes intact; a dead executor is replaced."""
+"""The executor pool: results cross processes intact; a dead or hung executor is replaced."""
 
 import os
 import signal
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from runtime.limits import Limits
-from runtime.sandbox import ActionTimeout, CompiledAction, PlatformError, execute
+from runtime.sandbox import ActionTimeout, CompiledAction, ExecutionResult, PlatformError, compile_action, execute
 from runtime.sandbox.pool import SCRUBBED_ENVIRONMENT, ExecutorPool
+
+# Only ever an upper bound, to turn a hang into a failure; no test depends on how fast anything is.
+HANG_S = 30.0
+MARGIN_S = 0.5
+
+EVENT = {"user": {"user_id": "u"}, "request": {"hostname": "h", "ip": "192.0.2.1"}, "authentication": {"methods": []}}
+SECRETS = {"SESSION_TOKEN_SECRET": "s" * 32}
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +27,62 @@ def pool() -> Iterator[ExecutorPool]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DATABASE_URL", "postgresql://must-not-reach-executors")
         patch.setenv("TOLLGATE_MASTER_KEY", "must-not-reach-executors")
-        with ExecutorPool(processes=2) as pool:
+        with ExecutorPool(processes=2, deadline_margin_s=MARGIN_S) as pool:
             yield pool
+
+
+@pytest.fixture(scope="module")
+def busy_loop() -> CompiledAction:
+    return compile_action("exports.onExecutePostLogin = async () => { while (true) {} };")
+
+
+def wait_for(condition: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + HANG_S
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what} after {HANG_S:g} s"
+        time.sleep(0.002)
+
+
+def is_full(pool: ExecutorPool) -> bool:
+    stats = pool.stats()
+    return stats["alive"] == stats["size"] == len(pool.pids())
+
+
+def is_gone(pid: int) -> bool:
+    """Whether process `pid` has ended and been reaped (by the pool, whose children they are)."""
+    return not os.path.exists(f"/proc/{pid}")
+
+
+def alive(pool: ExecutorPool) -> int:
+    """Executors alive as the pool sees them (a killed one counts until the pool has reaped it)."""
+    return pool.stats()["alive"]
+
+
+class Call:
+    """One pool.execute in a thread of its own: what it returned or raised."""
+
+    def __init__(self, pool: ExecutorPool, action: CompiledAction, limits: Limits, event: dict[str, Any]) -> None:
+        self.outcome: ExecutionResult | PlatformError | None = None
+        self._thread = threading.Thread(target=self._run, args=(pool, action, limits, event))
+        self._thread.start()
+
+    def _run(self, pool: ExecutorPool, action: CompiledAction, limits: Limits, event: dict[str, Any]) -> None:
+        try:
+            self.outcome = pool.execute(action, "onExecutePostLogin", event, limits=limits)
+        except PlatformError as exc:
+            self.outcome = exc
+
+    def result(self) -> ExecutionResult | PlatformError | None:
+        self._thread.join(HANG_S)
+        assert not self._thread.is_alive(), f"the call did not return within {HANG_S:g} s"
+        return self.outcome
+
+
+def busy_pid(pool: ExecutorPool) -> int:
+    """The executor that runs the one request in flight."""
+    wait_for(lambda: pool.pids(busy_only=True), "the execution to start")
+    (pid,) = pool.pids(busy_only=True)
+    return pid
 
 
 def test_results_from_the_pool_match_in_process_results(
@@ -36,27 +98,27 @@ def test_results_from_the_pool_match_in_process_results(
     assert remote.trace.seed == seed.hex()
 
 
-def test_failures_cross_the_pipe_with_their_class(pool: ExecutorPool, custom_factor: CompiledAction) -> None:
+def test_failures_cross_the_pipe_with_their_class(pool: ExecutorPool, busy_loop: CompiledAction) -> None:
     """A limit hit in an executor comes back as the same typed error."""
-    from runtime.sandbox import compile_action
-
-    looping = compile_action("exports.onExecutePostLogin = async () => { while (true) {} };")
-    result = pool.execute(looping, "onExecutePostLogin", {}, limits=Limits(fuel=10_000_000))
+    result = pool.execute(busy_loop, "onExecutePostLogin", {}, limits=Limits(fuel=10_000_000))
     assert isinstance(result.error, ActionTimeout) and result.error.limit == "fuel"
+
+
+def test_the_guest_wall_clock_limit_is_not_taken_for_a_hang(pool: ExecutorPool, busy_loop: CompiledAction) -> None:
+    """An action that runs into its own wall_ms ends as action_timeout; its executor is kept."""
+    before = pool.stats()
+    result = pool.execute(busy_loop, "onExecutePostLogin", {}, limits=Limits(fuel=50_000_000_000, wall_ms=100))
+    assert isinstance(result.error, ActionTimeout) and result.error.limit == "wall_ms"
+    assert pool.stats()["replaced"] == before["replaced"]
 
 
 def test_executions_from_many_threads_all_complete(pool: ExecutorPool, custom_factor: CompiledAction) -> None:
     """The pool is safe to use from several threads at once."""
     results: list[bool] = []
-    event = {
-        "user": {"user_id": "u"},
-        "request": {"hostname": "h", "ip": "192.0.2.1"},
-        "authentication": {"methods": []},
-    }
 
     def worker() -> None:
         for _ in range(20):
-            r = pool.execute(custom_factor, "onExecutePostLogin", event, secrets={"SESSION_TOKEN_SECRET": "s" * 32})
+            r = pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS)
             results.append(r.ok)
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
@@ -76,19 +138,149 @@ def test_executors_do_not_hold_database_credentials(pool: ExecutorPool) -> None:
         assert not set(names) & set(SCRUBBED_ENVIRONMENT)
 
 
-def test_a_killed_executor_is_replaced(pool: ExecutorPool, custom_factor: CompiledAction) -> None:
-    """Killing an executor fails the execution it was given; the pool then works as before."""
-    event = {"user": {"user_id": "u"}, "request": {"hostname": "h", "ip": "192.0.2.1"}}
-    for executor in list(pool._all):
-        os.kill(executor.process.pid, signal.SIGKILL)
-        executor.process.join()
-    failures = 0
-    for _ in range(pool.size):
+def test_an_executor_killed_mid_execution_fails_that_execution_only(
+    pool: ExecutorPool, busy_loop: CompiledAction, custom_factor: CompiledAction
+) -> None:
+    """SIGKILL during a long execution: that call fails closed at once, the pool carries on at full size."""
+    replaced = pool.stats()["replaced"]
+    call = Call(pool, busy_loop, Limits(fuel=50_000_000_000, wall_ms=20_000), {})
+    pid = busy_pid(pool)
+    os.kill(pid, signal.SIGKILL)
+    outcome = call.result()
+    assert isinstance(outcome, PlatformError) and "failed" in outcome.message
+    assert pid not in pool.pids()
+    assert pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS).ok
+    wait_for(lambda: is_full(pool), "the replacement executor")
+    assert pool.stats()["replaced"] == replaced + 1
+
+
+def test_a_stopped_executor_misses_its_deadline_and_is_replaced(
+    pool: ExecutorPool, busy_loop: CompiledAction, custom_factor: CompiledAction
+) -> None:
+    """SIGSTOP during an execution is a hang the guest's limits cannot end: the host's deadline does."""
+    call = Call(pool, busy_loop, Limits(fuel=50_000_000_000, wall_ms=500), {})
+    pid = busy_pid(pool)
+    os.kill(pid, signal.SIGSTOP)
+    outcome = call.result()
+    assert isinstance(outcome, PlatformError), outcome
+    assert outcome.message == "The executor running the action stopped answering; it was replaced"
+    assert pid not in pool.pids()
+    wait_for(lambda: is_gone(pid), "the stopped executor to be killed")
+    assert pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS).ok
+    wait_for(lambda: is_full(pool), "the replacement executor")
+
+
+def test_a_request_too_big_for_the_pipe_does_not_block_on_a_stopped_executor(
+    pool: ExecutorPool, custom_factor: CompiledAction
+) -> None:
+    """Writing a request to an executor that stopped reading fails after the margin instead of blocking."""
+    stopped = pool.pids()
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        call = Call(pool, custom_factor, Limits(), {**EVENT, "padding": "x" * (8 << 20)})
+        outcome = call.result()
+    finally:
+        for pid in set(stopped) & set(pool.pids()):
+            os.kill(pid, signal.SIGCONT)
+    assert isinstance(outcome, PlatformError) and "stopped answering" in outcome.message
+    assert pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS).ok
+    wait_for(lambda: is_full(pool), "the replacement executor")
+
+
+def test_executors_that_die_while_idle_are_replaced_without_failing_an_execution(
+    pool: ExecutorPool, custom_factor: CompiledAction
+) -> None:
+    """No request is sent to a dead executor; the replacements hold no credentials either."""
+    replaced = pool.stats()["replaced"]
+    killed = pool.pids()
+    for pid in killed:
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: alive(pool) == 0, "the executors to die")
+    for _ in range(pool.size + 1):
+        assert pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS).ok
+    wait_for(lambda: is_full(pool), "the replacement executors")
+    assert pool.stats()["replaced"] == replaced + len(killed)
+    assert not set(pool.pids()) & set(killed)
+    for names in pool.environments():
+        assert not set(names) & set(SCRUBBED_ENVIRONMENT)
+
+
+def test_concurrent_callers_survive_a_killed_executor(pool: ExecutorPool, custom_factor: CompiledAction) -> None:
+    """8 threads x 20 executions while an executor is killed: each call succeeds or fails closed."""
+    replaced = pool.stats()["replaced"]
+    outcomes: list[bool | PlatformError] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(20):
+            try:
+                ok = pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS).ok
+            except PlatformError as exc:
+                ok_or_error: bool | PlatformError = exc
+            else:
+                ok_or_error = ok
+            with lock:
+                outcomes.append(ok_or_error)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(outcomes) >= 20, "the first executions")
+    os.kill((pool.pids(busy_only=True) or pool.pids())[0], signal.SIGKILL)
+    for t in threads:
+        t.join(HANG_S)
+        assert not t.is_alive(), f"a caller did not finish within {HANG_S:g} s"
+    assert len(outcomes) == 160
+    assert all(o is True or isinstance(o, PlatformError) for o in outcomes)
+    wait_for(lambda: pool.stats()["replaced"] > replaced, "the killed executor to be dropped")
+    wait_for(lambda: is_full(pool), "the replacement executor")
+    assert pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS).ok
+
+
+def test_a_replacement_that_cannot_start_is_retried_on_the_next_request(
+    pool: ExecutorPool, custom_factor: CompiledAction, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While executors cannot start, the pool runs on what it has and fails closed with none; then it grows back."""
+    # An executor started with this setting fails while loading its engine.
+    monkeypatch.setenv("TOLLGATE_KEEP_RESIDENT_BYTES", "not a number")
+    failures = pool.stats()["start_failures"]
+    first, second = pool.pids()
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: alive(pool) == 1, "the first executor to die")
+    for _ in range(pool.size):  # free executors are taken in turn: one of these finds the dead one
+        assert pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS).ok
+    wait_for(lambda: pool.stats()["start_failures"] > failures, "the replacement to fail")
+    assert pool.pids() == [second]
+    assert pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS).ok
+
+    os.kill(second, signal.SIGKILL)
+    wait_for(lambda: alive(pool) == 0, "the second executor to die")
+    with pytest.raises(PlatformError, match="No executor could be started"):
+        pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS)
+
+    monkeypatch.delenv("TOLLGATE_KEEP_RESIDENT_BYTES")
+    wait_for(lambda: pool.stats()["starting"] == 0, "the last failing start to end")
+
+    def recovered() -> bool:
         try:
-            pool.execute(custom_factor, "onExecutePostLogin", event, secrets={"SESSION_TOKEN_SECRET": "s" * 32})
-        except PlatformError as exc:
-            failures += 1
-            assert "failed" in exc.message
-    assert failures == pool.size
-    after = pool.execute(custom_factor, "onExecutePostLogin", event, secrets={"SESSION_TOKEN_SECRET": "s" * 32})
-    assert after.ok
+            pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS)
+        except PlatformError:
+            return False
+        return is_full(pool)
+
+    wait_for(recovered, "the pool to grow back to its size")
+
+
+def test_closing_the_pool_ends_executions_in_flight_and_refuses_new_ones(
+    busy_loop: CompiledAction, custom_factor: CompiledAction
+) -> None:
+    pool = ExecutorPool(processes=1)
+    call = Call(pool, busy_loop, Limits(fuel=50_000_000_000, wall_ms=20_000), {})
+    pid = busy_pid(pool)
+    pool.close()
+    assert isinstance(call.result(), PlatformError)
+    assert is_gone(pid)
+    pool.close()
+    with pytest.raises(PlatformError, match="closed"):
+        pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS)
