@@ -364,3 +364,38 @@ def test_the_cache_carries_over_from_one_login_to_the_next(tenant: TenantClient)
     )
     counts = [start(tenant)["id_token_claims"]["https://acme/logins"] for _ in range(3)]
     assert counts == [1, 2, 3]
+
+
+def test_an_executor_killed_mid_login_fails_that_login_closed(
+    tenant: TenantClient, api: Any, operator_headers: dict[str, str]
+) -> None:
+    """The login whose executor dies fails with platform_error; the next login works."""
+    import os
+    import signal
+
+    api.patch(f"/api/v2/tenants/{tenant.id}", json={"limits": {"wall_ms": 20_000, "fuel": 50_000_000_000}},
+              headers=operator_headers)  # fmt: skip
+    bind(
+        tenant,
+        (
+            "spins",
+            "exports.onExecutePostLogin = async (e, api) => {"
+            " if (e.user.app_metadata.spin) { for (;;) {} } api.idToken.setCustomClaim('https://x/ok', 1); };",
+        ),
+    )
+    pool = api.app.state.services.executors
+    outcomes: list[dict[str, Any]] = []
+    spinning = base_event()
+    spinning["user"]["app_metadata"] = {"spin": True}
+    thread = threading.Thread(target=lambda: outcomes.append(start(tenant, spinning)))
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not (busy := pool.pids(busy_only=True)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert busy, "no executor picked up the login"
+    os.kill(busy[0], signal.SIGKILL)
+    thread.join(timeout=60)
+    assert outcomes and outcomes[0]["status"] == "failed"
+    assert outcomes[0]["error"]["class"] == "platform_error"
+    assert start(tenant)["id_token_claims"] == {"https://x/ok": 1}
+    assert pool.stats()["replaced"] >= 1
