@@ -1,8 +1,10 @@
-"""What tenants use: the local runner (and, as they arrive, the typed client and typings).
+"""What tenants use: the local runner, the management API's client, tenant descriptors (and, later, typings).
 
 The local runner executes an action exactly as production does: the same
 engine build, the same sandbox, the same limits, and prints the result with
-its stats against those limits.
+its stats against those limits. The client (:mod:`sdk.client`) and the
+descriptors (:mod:`sdk.descriptor`) are imported from their modules, so that
+running an action locally never loads an HTTP client.
 """
 
 from sdk.runner import RunReport, run_action, sample_event

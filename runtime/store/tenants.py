@@ -129,8 +129,10 @@ class Tenants(Repository):
         """Delete a tenant and everything it owns."""
         tid = parse_id(tenant_id, "tenant")
         async with self.transaction() as conn:
-            # Bindings reference actions without cascading; clear them first.
+            # Bindings reference actions, and secrets the tenant's data keys, without cascading: clear them first
+            # (the cascades from tenants reach the data keys and the secrets in no set order).
             await conn.execute("DELETE FROM bindings WHERE tenant_id = %s", (tid,))
+            await conn.execute("DELETE FROM action_secrets WHERE tenant_id = %s", (tid,))
             result = await conn.execute("DELETE FROM tenants WHERE id = %s", (tid,))
             if result.rowcount == 0:
                 raise NotFound(f"no tenant with the id {tenant_id!r}")

@@ -33,6 +33,22 @@ def test_tenants_are_created_listed_renamed_and_deleted(api: TestClient, operato
     assert api.get("/api/v2/actions/actions", headers={"Authorization": f"Bearer {key}"}).status_code == 401
 
 
+def test_a_tenant_with_secrets_and_bound_actions_is_deleted(api: TestClient, operator_headers: dict[str, str]) -> None:
+    """Deleting removes the secrets before the data keys they are encrypted under (no foreign key error)."""
+    made = api.post("/api/v2/tenants", json={"name": "with-secrets"}, headers=operator_headers).json()
+    key = {"Authorization": f"Bearer {made['api_key']['key']}"}
+    action = api.post("/api/v2/actions/actions", headers=key, json={
+        "name": "secretive", "supported_triggers": TRIGGER, "deploy": True,
+        "code": "exports.onExecutePostLogin = async () => {};", "secrets": [{"name": "S", "value": "v"}],
+    })  # fmt: skip
+    assert action.status_code == 201, action.text
+    bound = api.patch("/api/v2/actions/triggers/post-login/bindings", headers=key,
+                      json={"bindings": [{"ref": {"type": "action_id", "value": action.json()["id"]}}]})  # fmt: skip
+    assert bound.status_code == 200, bound.text
+    assert api.delete(f"/api/v2/tenants/{made['id']}", headers=operator_headers).status_code == 204
+    assert api.post("/api/v2/tenants", json={"name": "with-secrets"}, headers=operator_headers).status_code == 201
+
+
 def test_limits_are_set_within_the_platform_maximums(
     api: TestClient, operator_headers: dict[str, str], tenant: TenantClient
 ) -> None:
