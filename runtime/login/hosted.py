@@ -78,11 +78,21 @@ def issuer(request: Request, tenant_name: str) -> str:
 
 
 def _cookie(
-    response: Response, request: Request, *, name: str, value: str, tenant_name: str, max_age: int | None
+    response: Response,
+    request: Request,
+    *,
+    name: str,
+    value: str,
+    tenant_name: str,
+    max_age: int | None,
+    cross_site: bool = False,
 ) -> None:
+    """Set a login cookie. `cross_site`: it must come back with a cross-site POST (a factor page's form
+    posting to /continue), which browsers allow only for ``SameSite=None; Secure``, so over https."""
+    secure = request.url.scheme == "https"
     response.set_cookie(
-        name, value, max_age=max_age, path=f"/t/{tenant_name}/", httponly=True, samesite="lax",
-        secure=request.url.scheme == "https",
+        name, value, max_age=max_age, path=f"/t/{tenant_name}/", httponly=True,
+        samesite="none" if cross_site and secure else "lax", secure=secure,
     )  # fmt: skip
 
 
@@ -163,7 +173,9 @@ async def authorize(request: Request) -> Response:
     else:
         request_id = await services.store.oauth.save_request(tenant.id, browser=browser, params=params)
         response = _login_form(tenant, client, request_id, email=q.get("login_hint", ""), error=None)
-    _cookie(response, request, name=BROWSER_COOKIE, value=browser, tenant_name=tenant.name, max_age=None)
+    _cookie(
+        response, request, name=BROWSER_COOKIE, value=browser, tenant_name=tenant.name, max_age=None, cross_site=True
+    )
     return response
 
 

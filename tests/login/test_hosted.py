@@ -136,6 +136,9 @@ def test_the_seed_story_in_a_browser(site: Site) -> None:
     browser, p = site.browser(), pkce()
     form = authorize(site, browser, p)
     assert form.status_code == 200 and 'name="password"' in form.text
+    # The browser binding must survive the factor page's cross-site POST back to /continue.
+    binding = next(c for c in form.headers.get_list("set-cookie") if c.startswith("tg_browser="))
+    assert "samesite=none" in binding.lower() and "secure" in binding.lower() and "httponly" in binding.lower()
     assert form.headers["cache-control"] == "no-store"
     redirected = submit(site, browser, form)
     session_cookie = browser.cookies.get("tg_session")
