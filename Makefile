@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup engine demo test lint bench clean
+.PHONY: setup engine demo test lint bench bench-latency bench-flows clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,16 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: engine
+# The benchmarks (benchmarks/README.md): figures, targets and plots in benchmarks/results/.
+bench: bench-latency bench-flows
+
+bench-latency: engine
 	$(BIN)/python benchmarks/execution_latency.py
+
+# Starts its own server on a fresh database: DATABASE_URL's server, else the local
+# PostgreSQL at 127.0.0.1:5432, else the embedded one. About 3 minutes.
+bench-flows: engine
+	$(BIN)/python benchmarks/flow_throughput.py
 
 clean:
 	rm -rf $(VENV) runtime/engine/_built .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1519 @@
+"""Post-login flows per second through the flow API, and their latency at 80% of that rate.
+
+The whole service runs here, as ``tollgate serve`` runs it: one server
+process (uvicorn, its default single worker) with its default executor pool
+(one executor per core), on a fresh database that the benchmark creates on
+the PostgreSQL server of DATABASE_URL (else postgresql://postgres@127.0.0.1:5432,
+else the embedded one) and drops at the end. One tenant, one deployed action
+bound to post-login that does ordinary work without redirecting (it reads
+``event.user.app_metadata`` and sets namespaced claims on the ID and access
+tokens), and the realistic first-login event (tenants/acme-bank, without its
+``tenant`` field), each login with its own session id so that sessions are
+looked up and kept as they are in production.
+
+A load generator in a separate process sends ``POST /api/v2/flows/post-login``
+over keep-alive connections on loopback (a small HTTP/1.1 client on raw
+asyncio streams), so server, executors, PostgreSQL and generator all share
+this machine's cores:
+
+- closed loop, 1 to 32 requests in flight: the best rate is the saturation
+  throughput (each level reports the median of its one-second windows);
+- open loop at 80% of it: a fixed arrival schedule, latency counted from each
+  request's scheduled time, so waiting behind a slow request counts
+  (no coordinated omission);
+- the generator's own ceiling against a stub server (same request bytes), and
+  the server's cheapest answers (401 without a key, 400 after the key check
+  and body validation, the OpenAPI document), so that the HTTP share is known;
+- where the time goes, by measurement: CPU per flow of each process (from
+  /proc), the executor round trip and the sandbox alone timed directly, the
+  store calls a flow makes timed directly on the same database, and a py-spy
+  profile of the server's event loop when py-spy is installed.
+
+Results go to benchmarks/results/ as JSON and a PNG; the ratio to the anchor
+and the targets are printed.
+
+Run with ``make bench`` (or ``.venv/bin/python benchmarks/flow_throughput.py``;
+``--quick`` for a short smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import copy
+import http.client
+import itertools
+import json
+import multiprocessing
+import os
+import platform
+import re
+import resource
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "benchmarks" / "results"
+EVENT = ROOT / "tenants" / "acme-bank" / "events" / "first-login.json"
+HOST = "127.0.0.1"
+FLOW_PATH = "/api/v2/flows/post-login"
+RESUME_URL = "https://idp.acme-bank.example/resume"
+TRIGGER = "post-login"
+COMPLETED = b'"status":"completed"'
+
+TARGET_FLOWS_PER_S = 1_000
+TARGET_P99_MS = 20.0
+LOAD_FRACTION = 0.8
+# Keycloak's sizing guide: one vCPU per 120 refresh-token requests/s (and per 15 password logins/s).
+KEYCLOAK_REFRESH_PER_VCPU = 120
+KEYCLOAK_PASSWORD_PER_VCPU = 15
+ANCHOR_VCPUS = 2
+ANCHOR_PER_S = KEYCLOAK_REFRESH_PER_VCPU * ANCHOR_VCPUS
+# The open loop never holds more requests in flight than the tenant's default
+# max_concurrent_executions (50): past that the server would answer 429, so
+# requests wait in the generator instead, where their wait is counted.
+OPEN_LOOP_CONNECTIONS = 48
+
+ACTION_NAME = "token-claims"
+ACTION_CODE = """\
+/** Adds the user's plan, roles and client tier to the tokens (no redirect, no secrets). */
+exports.onExecutePostLogin = async (event, api) => {
+  const ns = 'https://acme-bank.example/';
+  const app = event.user.app_metadata || {};
+  const roles = Array.isArray(app.roles) ? app.roles : [];
+  api.idToken.setCustomClaim(ns + 'plan', app.plan || 'basic');
+  api.idToken.setCustomClaim(ns + 'roles', roles);
+  api.accessToken.setCustomClaim(ns + 'roles', roles);
+  api.accessToken.setCustomClaim(ns + 'tier', (event.client.metadata || {}).tier || 'standard');
+  if ((event.stats || {}).logins_count > 1) {
+    api.idToken.setCustomClaim(ns + 'returning', true);
+  }
+  if (roles.includes('admin')) {
+    api.accessToken.addScope('admin:all');
+  }
+};
+"""
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+# -- the load generator (runs in its own process; stdlib only) ------------------------------------
+
+
+class _HttpConnection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams: write a request, read its reply."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            await self.open()
+        assert self.reader is not None and self.writer is not None
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        at = head.find(b"content-length:")
+        if at < 0:
+            head = head.lower()
+            at = head.find(b"content-length:")
+        length = int(head[at + 15 : head.index(b"\r\n", at)]) if at >= 0 else 0
+        body = await self.reader.readexactly(length) if length else b""
+        if b"connection: close" in head.lower():
+            self.close()
+        return int(head[9:12]), body
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def _cpu_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _ok(status: int, body: bytes, expect: dict[str, Any]) -> bool:
+    return status == expect["status"] and (expect["contains"] is None or expect["contains"] in body)
+
+
+async def _closed_loop(port: int, job: dict[str, Any], notify: Callable[[], None]) -> dict[str, Any]:
+    """`concurrency` connections, each sending its next request as soon as the last one is answered."""
+    requests: list[bytes] = job["requests"]
+    connections = [_HttpConnection(port) for _ in range(job["concurrency"])]
+    for connection in connections:
+        await connection.open()
+    counter = itertools.count()
+    total = job.get("total")  # warm-up: each request a number of times, then stop
+    state = {"measuring": False, "stop": False, "start": 0.0, "end": float("inf")}
+    latencies: list[int] = []
+    done_at: list[float] = []
+    errors: Counter[str] = Counter()
+
+    async def worker(connection: _HttpConnection) -> None:
+        while not state["stop"]:
+            i = next(counter)
+            if total is not None and i >= total:
+                return
+            raw = requests[i % len(requests)]
+            started = time.perf_counter()
+            try:
+                status, body = await connection.request(raw)
+            except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+                errors[type(exc).__name__] += 1
+                connection.close()
+                continue
+            ended = time.perf_counter()
+            if state["measuring"] and ended <= state["end"]:
+                latencies.append(int((ended - started) * 1e6))
+                done_at.append(ended)
+                if not _ok(status, body, job["expect"]):
+                    errors[f"HTTP {status}: {body[:120].decode(errors='replace')}"] += 1
+
+    tasks = [asyncio.create_task(worker(c)) for c in connections]
+    if total is not None:
+        await asyncio.gather(*tasks)
+        for connection in connections:
+            connection.close()
+        return {"errors": dict(errors)}
+    await asyncio.sleep(job["warmup_s"])
+    notify()
+    cpu_start = _cpu_self()
+    state.update(measuring=True, start=time.perf_counter())
+    state["end"] = state["start"] + job["seconds"]
+    await asyncio.sleep(job["seconds"])
+    state["stop"] = True
+    cpu = _cpu_self() - cpu_start
+    await asyncio.gather(*tasks)
+    for connection in connections:
+        connection.close()
+    windows = Counter(int(t - state["start"]) for t in done_at)
+    per_window = [windows.get(w, 0) for w in range(int(job["seconds"]))]
+    return {
+        "count": len(latencies),
+        "seconds": job["seconds"],
+        "windows": per_window,
+        "latencies_us": latencies,
+        "errors": dict(errors),
+        "generator_cpu_s": cpu,
+    }
+
+
+async def _open_loop(port: int, job: dict[str, Any], notify: Callable[[], None]) -> dict[str, Any]:
+    """Requests at fixed times (`rate` per second); latency from each one's scheduled time."""
+    requests: list[bytes] = job["requests"]
+    rate, warmup_s, seconds = job["rate"], job["warmup_s"], job["seconds"]
+    connections = [_HttpConnection(port) for _ in range(job["connections"])]
+    for connection in connections:
+        await connection.open()
+    queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
+    warmup_n = int(rate * warmup_s)
+    n = warmup_n + int(rate * seconds)
+    latencies: list[int] = []
+    service: list[int] = []
+    lag: list[int] = []
+    in_flight = {"now": 0, "max": 0}
+    errors: Counter[str] = Counter()
+
+    async def worker(connection: _HttpConnection) -> None:
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            i, due = item
+            sent = time.perf_counter()
+            in_flight["now"] += 1
+            in_flight["max"] = max(in_flight["max"], in_flight["now"])
+            try:
+                status, body = await connection.request(requests[i % len(requests)])
+            except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+                errors[type(exc).__name__] += 1
+                connection.close()
+                in_flight["now"] -= 1
+                continue
+            ended = time.perf_counter()
+            in_flight["now"] -= 1
+            if i >= warmup_n:
+                latencies.append(int((ended - due) * 1e6))
+                service.append(int((ended - sent) * 1e6))
+                lag.append(int((sent - due) * 1e6))
+                if not _ok(status, body, job["expect"]):
+                    errors[f"HTTP {status}: {body[:120].decode(errors='replace')}"] += 1
+
+    tasks = [asyncio.create_task(worker(c)) for c in connections]
+    start = time.perf_counter() + 0.05
+    cpu_start = 0.0
+    for i in range(n):
+        due = start + i / rate
+        if i == warmup_n:
+            notify()
+            cpu_start = _cpu_self()
+            in_flight["max"] = in_flight["now"]
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((i, due))
+    for _ in tasks:
+        queue.put_nowait(None)
+    await asyncio.gather(*tasks)
+    cpu = _cpu_self() - cpu_start
+    for connection in connections:
+        connection.close()
+    return {
+        "count": len(latencies),
+        "rate": rate,
+        "seconds": seconds,
+        "latencies_us": latencies,
+        "service_us": service,
+        "dispatch_lag_us": lag,
+        "max_in_flight": in_flight["max"],
+        "errors": dict(errors),
+        "generator_cpu_s": cpu,
+    }
+
+
+def _generator_main(conn: Any) -> None:
+    """The load generator's process: run each job the parent sends, reply with its figures."""
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+
+        def notify() -> None:
+            conn.send(("measuring", None))
+
+        run = _open_loop if job["kind"] == "open" else _closed_loop
+        try:
+            result = asyncio.run(run(job["port"], job, notify))
+        except Exception:
+            import traceback
+
+            conn.send(("error", traceback.format_exc()))
+            continue
+        conn.send(("result", result))
+
+
+class _StubProtocol(asyncio.Protocol):
+    """Answers every HTTP/1.1 request with a fixed small reply, reading the body it declares."""
+
+    REPLY = b"HTTP/1.1 200 OK\r\ncontent-length: 34\r\ncontent-type: application/json\r\n\r\n" + (
+        b'{"status":"completed","stub":true}'
+    )
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buffer[:end].lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            if len(self.buffer) < end + 4 + length:
+                return
+            self.buffer = self.buffer[end + 4 + length :]
+            self.transport.write(self.REPLY)
+
+
+def _stub_server_main(port: int, ready: Any) -> None:
+    async def serve() -> None:
+        server = await asyncio.get_running_loop().create_server(_StubProtocol, HOST, port)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+class LoadGenerator:
+    """The generator process, driven from here; `on_measuring` runs when a job's measured window starts."""
+
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_generator_main, args=(child,), name="flow-load-generator", daemon=True)
+        self.process.start()
+        child.close()
+
+    def run(self, job: dict[str, Any], on_measuring: Callable[[], None] | None = None) -> dict[str, Any]:
+        self.conn.send(job)
+        while True:
+            kind, payload = self.conn.recv()
+            if kind == "measuring":
+                if on_measuring is not None:
+                    on_measuring()
+                continue
+            if kind == "error":
+                raise RuntimeError(f"the load generator failed:\n{payload}")
+            result: dict[str, Any] = payload
+            return result
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+# -- CPU accounting from /proc ----------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(path: str) -> float | None:
+    """User + system CPU seconds of the process or thread whose stat file is `path`."""
+    try:
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / CLOCK_TICKS, sum(values) / CLOCK_TICKS
+
+
+@dataclass
+class CpuSnapshot:
+    at: float
+    machine_busy: float
+    server_main_thread: float
+    server_process: float
+    executors: float
+    postgres: dict[int, float]
+    parent: float
+
+
+CPU_PARTS = ("server_event_loop_thread", "server_other_threads", "executors", "postgres_backends",
+             "load_generator", "rest_of_machine")  # fmt: skip
+
+
+class CpuMeter:
+    """CPU seconds of the server's event loop thread, the server, its executors and its Postgres backends."""
+
+    def __init__(self, server_pid: int, admin_url: str, database: str) -> None:
+        import psycopg
+
+        self.server_pid = server_pid
+        self.database = database
+        self.monitor = psycopg.connect(admin_url, autocommit=True)
+
+    def _postgres_pids(self) -> list[int]:
+        rows = self.monitor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (self.database,)
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def snapshot(self) -> CpuSnapshot:
+        executors = [_proc_cpu(f"/proc/{pid}/stat") for pid in _children(self.server_pid)]
+        postgres = {pid: _proc_cpu(f"/proc/{pid}/stat") for pid in self._postgres_pids()}
+        return CpuSnapshot(
+            at=time.perf_counter(),
+            machine_busy=_machine_busy()[0],
+            server_main_thread=_proc_cpu(f"/proc/{self.server_pid}/task/{self.server_pid}/stat") or 0.0,
+            server_process=_proc_cpu(f"/proc/{self.server_pid}/stat") or 0.0,
+            executors=sum(c for c in executors if c is not None),
+            postgres={pid: c for pid, c in postgres.items() if c is not None},
+            parent=_cpu_self(),
+        )
+
+    @staticmethod
+    def delta(start: CpuSnapshot, end: CpuSnapshot, generator_cpu_s: float) -> dict[str, float]:
+        """CPU seconds each part used between two snapshots, the window's length and the machine's busy time."""
+        main = end.server_main_thread - start.server_main_thread
+        parts = {
+            "server_event_loop_thread": main,
+            "server_other_threads": (end.server_process - start.server_process) - main,
+            "executors": end.executors - start.executors,
+            "postgres_backends": sum(c - start.postgres.get(pid, 0.0) for pid, c in end.postgres.items()),
+            "load_generator": generator_cpu_s,
+        }
+        busy = end.machine_busy - start.machine_busy
+        parts["rest_of_machine"] = max(0.0, busy - sum(parts.values()) - (end.parent - start.parent))
+        return {**parts, "elapsed": end.at - start.at, "machine_busy": busy}
+
+    @staticmethod
+    def per_request(deltas: list[dict[str, float]], count: int) -> dict[str, float]:
+        """CPU µs per request of each part over one or more windows, and how busy the machine was."""
+        total = {key: sum(d[key] for d in deltas) for key in deltas[0]}
+        out = {f"{name}_us": total[name] * 1e6 / max(count, 1) for name in CPU_PARTS}
+        out["machine_busy_cores"] = total["machine_busy"] / total["elapsed"]
+        out["server_event_loop_busy_fraction"] = total["server_event_loop_thread"] / total["elapsed"]
+        return out
+
+    def close(self) -> None:
+        self.monitor.close()
+
+
+# -- the database, the server, the tenant ---------------------------------------------------------
+
+
+def _with_database(url: str, name: str) -> str:
+    import psycopg.conninfo
+
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+def _reachable(url: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=3, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def postgres_server(home: Path) -> tuple[str, str]:
+    """(admin URL, where it came from): DATABASE_URL's server, the local default, or the embedded one."""
+    configured = os.environ.get("DATABASE_URL")
+    if configured and _reachable(configured):
+        return configured, "the server named by DATABASE_URL"
+    local = "postgresql://postgres@127.0.0.1:5432/postgres"
+    if _reachable(local):
+        return local, local
+    from runtime.store import embedded
+
+    return embedded.start(home), "the embedded PostgreSQL (no other server was reachable)"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``python -m runtime.cli serve`` as a subprocess, with its defaults (one worker, one executor per core)."""
+
+    def __init__(self, database_url: str, home: Path, log_path: Path) -> None:
+        from runtime.vault import MasterKeyring
+
+        self.port = free_port()
+        self.master_key = MasterKeyring.generate_text()
+        self.operator_key = "tgo_bench_" + secrets.token_urlsafe(32)
+        self.log_path = log_path
+        env = dict(os.environ)
+        env.pop("TOLLGATE_EXECUTORS", None)  # the default: one executor per core
+        env.update(
+            DATABASE_URL=database_url,
+            TOLLGATE_MASTER_KEY=self.master_key,
+            TOLLGATE_OPERATOR_KEY=self.operator_key,
+            TOLLGATE_HOME=str(home),
+            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
+        )
+        self.command = [sys.executable, "-m", "runtime.cli", "serve", "--host", HOST, "--port", str(self.port)]
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid)
+
+    def wait_ready(self, timeout_s: float = 180.0) -> float:
+        started = time.perf_counter()
+        while time.perf_counter() - started < timeout_s:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                status, _ = self.call("GET", "/api/v2/openapi.json")
+                if status == 200:
+                    return time.perf_counter() - started
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"the server did not answer within {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def call(self, method: str, path: str, key: str | None = None, body: Any = None) -> tuple[int, Any]:
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=60)
+        try:
+            headers = {"Content-Type": "application/json"}
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+            conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+            reply = conn.getresponse()
+            data = reply.read()
+            return reply.status, json.loads(data) if data.startswith((b"{", b"[")) else data
+        finally:
+            conn.close()
+
+    def log_tail(self, lines: int = 30) -> str:
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    key: str
+    action_id: str
+
+
+def set_up_tenant(server: Server) -> Tenant:
+    """A tenant, the action deployed and bound to post-login, through the management API."""
+    name = f"bench-{secrets.token_hex(3)}"
+    status, body = server.call("POST", "/api/v2/tenants", server.operator_key, {"name": name})
+    if status != 201:
+        raise RuntimeError(f"creating the tenant failed: {status} {body}")
+    tenant_id, key = body["id"], body["api_key"]["key"]
+    action = {
+        "name": ACTION_NAME,
+        "code": ACTION_CODE,
+        "supported_triggers": [{"id": TRIGGER, "version": "v3"}],
+        "secrets": [],
+        "deploy": True,
+    }
+    status, body = server.call("POST", "/api/v2/actions/actions", key, action)
+    if status != 201:
+        raise RuntimeError(f"creating the action failed: {status} {body}")
+    action_id = body["id"]
+    bindings = {"bindings": [{"ref": {"type": "action_id", "value": action_id}}]}
+    status, body = server.call("PATCH", f"/api/v2/actions/triggers/{TRIGGER}/bindings", key, bindings)
+    if status != 200:
+        raise RuntimeError(f"binding the action failed: {status} {body}")
+    return Tenant(tenant_id, name, key, action_id)
+
+
+def login_event(index: int | None) -> dict[str, Any]:
+    """The first-login event without its tenant; with a session id (and its own user) for `index`."""
+    event: dict[str, Any] = json.loads(EVENT.read_text())
+    event.pop("tenant")
+    if index is None:
+        event.pop("session")
+    else:
+        event["session"] = {"id": f"sess_bench_{index:06d}_{secrets.token_hex(4)}"}
+        event["user"]["user_id"] = f"auth0|bench{index:06d}{secrets.token_hex(6)}"
+    return event
+
+
+def http_request(port: int, method: str, path: str, key: str | None, body: bytes | None) -> bytes:
+    """The bytes of one HTTP/1.1 request, as an identity server's HTTP client would send it."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}:{port}", "User-Agent: flow-bench/1", "Accept: */*"]
+    if key:
+        lines.append(f"Authorization: Bearer {key}")
+    if body is not None:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
+def flow_body(event: dict[str, Any], *, resume_url: bool = True) -> bytes:
+    body: dict[str, Any] = {"event": event}
+    if resume_url:
+        body["resume_url"] = RESUME_URL
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+# -- the direct measurements of the parts -----------------------------------------------------------
+
+
+def _timed(fn: Callable[[], object], n: int, warmup: int) -> dict[str, float]:
+    """Latency of `fn` (summary, µs) and the CPU this thread spends per call (cpu_us)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    cpu = time.thread_time()
+    for _ in range(n):
+        started = time.perf_counter_ns()
+        fn()
+        times.append((time.perf_counter_ns() - started) / 1000)
+    return {**summary_us(times), "cpu_us": (time.thread_time() - cpu) * 1e6 / n}
+
+
+async def _timed_async(fn: Callable[[], Any], n: int, warmup: int) -> dict[str, float]:
+    """As _timed, for a coroutine function; cpu_us is the event loop thread's CPU per call."""
+    for _ in range(warmup):
+        await fn()
+    times = []
+    cpu = time.thread_time()
+    for _ in range(n):
+        started = time.perf_counter_ns()
+        await fn()
+        times.append((time.perf_counter_ns() - started) / 1000)
+    return {**summary_us(times), "cpu_us": (time.thread_time() - cpu) * 1e6 / n}
+
+
+def measure_handler(
+    server: Server, database_url: str, tenant: Tenant, event: dict[str, Any], n: int
+) -> dict[str, float]:
+    """The flow API's handler called directly, without HTTP, key check or body parsing.
+
+    The services are started here as the server starts them (store, executor pool), on the
+    server's database; the server is idle meanwhile.
+    """
+    from runtime.api.endpoints import Call
+    from runtime.api.models import FlowStart
+    from runtime.api.routes.flows import start_post_login
+    from runtime.api.services import start_services
+    from runtime.config import Settings
+    from runtime.store.records import Principal
+
+    async def run() -> dict[str, float]:
+        with tempfile.TemporaryDirectory() as home:
+            settings = Settings(database_url=database_url, home=Path(home), master_key=server.master_key,
+                                operator_key=server.operator_key, executors=os.cpu_count() or 1)  # fmt: skip
+            services = await start_services(settings)
+            try:
+                body = FlowStart.model_validate({"event": event, "resume_url": RESUME_URL})
+                principal = Principal(kind="tenant", key_id="benchmark", tenant_id=tenant.id)
+                call = Call(None, principal, services, body)  # type: ignore[arg-type]
+
+                async def handler() -> None:
+                    reply = await start_post_login(call)
+                    if COMPLETED not in bytes(reply.body):
+                        raise RuntimeError(f"the handler answered {bytes(reply.body)[:200]!r}")
+
+                return await _timed_async(handler, n, 200)
+            finally:
+                await services.close()
+
+    return asyncio.run(run())
+
+
+def measure_execution(event: dict[str, Any], tenant_name: str, n: int) -> dict[str, dict[str, float]]:
+    """The sandbox alone, through the executor pool (pipe), and through the pool from asyncio (thread hop).
+
+    Each with its latency and the CPU it costs (``cpu_us``: the calling thread, the event loop's
+    when called from asyncio; ``executor_cpu_us``: the executor processes; ``process_cpu_us``: the
+    calling process, its worker threads included).
+    """
+    import anyio.to_thread
+
+    from runtime.limits import Limits
+    from runtime.sandbox import compile_action, execute
+    from runtime.sandbox.pool import ExecutorPool
+
+    action = compile_action(ACTION_CODE)
+    event = copy.deepcopy(event)
+    event["tenant"] = {"id": tenant_name}
+    limits = Limits()
+
+    def in_process() -> None:
+        result = execute(action, "onExecutePostLogin", event, secrets={}, limits=limits, cache={})
+        if not result.ok:
+            raise RuntimeError(f"the action failed: {result.error}")
+
+    out = {"sandbox_in_process": _timed(in_process, n, 200)}
+    with ExecutorPool() as pool:
+
+        def executors_cpu() -> float:
+            return sum(_proc_cpu(f"/proc/{pid}/stat") or 0.0 for pid in pool.pids())
+
+        def through_pool() -> None:
+            pool.execute(action, "onExecutePostLogin", event, secrets={}, limits=limits, cache={})
+
+        executor_cpu = executors_cpu()
+        out["executor_pool"] = _timed(through_pool, n, 200)
+        out["executor_pool"]["executor_cpu_us"] = (executors_cpu() - executor_cpu) * 1e6 / (n + 200)
+
+        async def from_event_loop() -> dict[str, float]:
+            async def call() -> None:
+                await anyio.to_thread.run_sync(through_pool)
+
+            return await _timed_async(call, n, 200)
+
+        cpu = time.process_time()
+        out["executor_pool_via_to_thread"] = asyncio.run(from_event_loop())
+        out["executor_pool_via_to_thread"]["process_cpu_us"] = (time.process_time() - cpu) * 1e6 / (n + 200)
+    return out
+
+
+def measure_store(
+    database_url: str, master_key: str, tenant: Tenant, *, session_event: dict[str, Any], results: list[Any], n: int
+) -> dict[str, dict[str, float]]:
+    """Each store call of one flow, timed directly on the server's database (the server idle meanwhile).
+
+    Two what-ifs beside them: a query without the transaction around it, and the two writing
+    transactions with ``synchronous_commit = off`` (the commit does not wait for the WAL flush).
+    """
+    import psycopg
+
+    from runtime.store import Store
+    from runtime.vault import MasterKeyring
+
+    token = f"{session_event['session']['id']}\x00{session_event['user']['user_id']}"
+    keyring = MasterKeyring.parse(master_key)
+
+    async def run() -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        store = await Store.open(database_url, keyring)
+        no_flush_url = psycopg.conninfo.make_conninfo(database_url, options="-c synchronous_commit=off")
+        no_flush = await Store.open(no_flush_url, keyring)
+        try:
+            for prefix, s in (("", store), ("what_if_synchronous_commit_off_", no_flush)):
+                logins = s.logins
+
+                async def session(logins: Any = logins) -> None:
+                    async with logins.transaction() as conn:
+                        if await logins.find_session(conn, tenant.id, token) is None:
+                            raise RuntimeError("the benchmark's session is gone")
+
+                async def record(logins: Any = logins) -> None:
+                    async with logins.transaction() as conn:
+                        await logins.record_execution(
+                            conn, tenant.id, execution_id=None, trigger_id=TRIGGER, status="completed",
+                            results=results,
+                        )  # fmt: skip
+
+                calls: list[tuple[str, Callable[[], Any]]] = [("session_transaction", session),
+                                                             ("final_transaction", record)]  # fmt: skip
+                if not prefix:
+
+                    async def authenticate() -> None:
+                        if await store.keys.authenticate(tenant.key) is None:
+                            raise RuntimeError("the tenant key did not authenticate")
+
+                    async def head() -> None:
+                        await store.logins.flow_head(tenant.id, TRIGGER)
+
+                    async def cache() -> None:
+                        await store.cache.live(tenant.id, TRIGGER)
+
+                    async def in_transaction() -> None:
+                        async with store.logins.transaction() as conn:
+                            await conn.execute("SELECT 1")
+
+                    async def no_transaction() -> None:
+                        async with store.pool.connection() as conn:
+                            await conn.execute("SELECT 1")
+
+                    calls = [("api_key_check", authenticate), calls[0], ("flow_head", head), ("cache_live", cache),
+                             calls[1], ("select_1_in_a_transaction", in_transaction),
+                             ("what_if_select_1_without_transaction", no_transaction)]  # fmt: skip
+                for name, fn in calls:
+                    out[prefix + name] = await _timed_async(fn, n, 50)
+        finally:
+            await store.close()
+            await no_flush.close()
+        return out
+
+    out = asyncio.run(run())
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        out["round_trip_select_1_sync_client"] = _timed(lambda: conn.execute("SELECT 1").fetchone(), n, 50)
+    return out
+
+
+# -- a profile of the server's event loop -----------------------------------------------------------
+
+# Which part of the server a sample of the event loop thread belongs to. Only the frames below the
+# loop's own `_run_once` count (every stack starts in uvicorn's entry point); the first part, in this
+# order, with a frame in the stack wins: so json called from the body reader is the body, logging
+# called from the flow runner is logging, psycopg called from anywhere is Postgres. Needles match a
+# frame as py-spy writes it, "function (path:line)", paths shortened.
+PROFILE_PARTS = [
+    ("logging (access log, flow log line)", ("logging/",)),
+    ("Postgres client (psycopg, pool, store code)", ("psycopg", "store/")),
+    ("executor hand-off (anyio thread, msgpack)", ("anyio", "msgpack", "sandbox/", "Services.execute")),
+    ("request body: JSON parse + validation", ("pydantic", "bodies.py", "models.py")),
+    ("flow handler's own Python (copies, outcome, reply)", ("flows/", "routes/flows.py", "views.py", "limits.py")),
+    ("HTTP and framework (uvicorn, h11, Starlette, sockets)",
+     ("uvicorn", "h11", "starlette", "selector_events.py", "endpoints.py", "auth.py", "errors.py")),
+]  # fmt: skip
+EPOLL = "waiting in epoll (nothing ready, or descheduled)"
+LOOP = "asyncio event loop itself"
+_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+def classify_stack(frames: list[str]) -> str:
+    """The part of the server one sampled stack of the event loop thread belongs to."""
+    below = [i for i, frame in enumerate(frames) if "_run_once" in frame and "base_events" in frame]
+    frames = frames[below[-1] + 1 :] if below else frames
+    if not frames:
+        return LOOP
+    match = _FRAME.match(frames[-1])
+    if "selectors.py" in (match.group("file") if match else frames[-1]):
+        return EPOLL
+    for part, needles in PROFILE_PARTS:
+        if any(n in frame for frame in frames for n in needles):
+            return part
+    return LOOP
+
+
+def profile_server(pid: int, seconds: float, out: Path) -> dict[str, Any] | None:
+    """py-spy's samples of the server's event loop thread, by part; None without py-spy."""
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if spy is None:
+        return None
+    command = [spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", "250",
+               "--format", "raw", "--threads", "--nonblocking", "--output", str(out)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not out.exists():
+        return {"error": (done.stderr or done.stdout).strip()[-300:]}
+    parts: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        threads[frames[0].split(": ", 1)[-1]] += int(count)
+        if frames[0].endswith(": MainThread"):  # uvicorn runs the event loop in the main thread
+            parts[classify_stack(frames[1:])] += int(count)
+    total = sum(parts.values())
+    working = total - parts[EPOLL]
+    return {
+        "samples_event_loop_thread": total,
+        "samples_by_thread": dict(threads.most_common()),
+        "share_of_samples": {k: v / total for k, v in parts.most_common()} if total else {},
+        "share_of_work_excluding_epoll": {k: v / working for k, v in parts.most_common() if k != EPOLL}
+        if working
+        else {},
+    }
+
+
+class SpyThread:
+    """py-spy in a thread of its own, started when the generator's window starts."""
+
+    def __init__(self, pid: int, seconds: float, out: Path) -> None:
+        import threading
+
+        self.result: dict[str, Any] | None = None
+        self.thread = threading.Thread(target=self._run, args=(pid, seconds, out), daemon=True)
+        self.thread.start()
+
+    def _run(self, pid: int, seconds: float, out: Path) -> None:
+        self.result = profile_server(pid, seconds, out)
+
+    def join(self) -> dict[str, Any] | None:
+        self.thread.join(timeout=120)
+        return self.result
+
+
+# -- summaries ----------------------------------------------------------------------------------------
+
+
+def summary_us(values: list[float] | list[int]) -> dict[str, float]:
+    us = sorted(float(v) for v in values)
+    n = len(us)
+    if n == 0:
+        return {"count": 0}
+    return {
+        "count": n,
+        "p50_us": us[n // 2],
+        "p90_us": us[min(n - 1, int(n * 0.90))],
+        "p99_us": us[min(n - 1, int(n * 0.99))],
+        "max_us": us[-1],
+        "mean_us": statistics.fmean(us),
+    }
+
+
+def merge(runs: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+    """One closed-loop level's figures over its runs: the median of all one-second windows."""
+    windows = [w for r in runs for w in r["windows"]]
+    count = sum(r["count"] for r in runs)
+    errors: Counter[str] = Counter()
+    for r in runs:
+        errors.update(r["errors"])
+    return {
+        "concurrency": concurrency,
+        "per_s": statistics.median(windows) if windows else 0.0,
+        "mean_per_s": count / sum(r["seconds"] for r in runs),
+        "windows_per_s": windows,
+        "latency": summary_us([v for r in runs for v in r["latencies_us"]]),
+        "errors": dict(errors),
+        "cpu": CpuMeter.per_request([r["cpu_delta"] for r in runs], count),
+        "generator_cpu_us_per_request": sum(r["generator_cpu_s"] for r in runs) * 1e6 / max(count, 1),
+    }
+
+
+@dataclass
+class Plan:
+    quick: bool
+    levels: tuple[int, ...]
+    rounds: int
+    level_s: float
+    warmup_s: float
+    floor_s: float
+    open_s: float
+    profile_s: float
+    sessions: int
+    direct_n: int
+
+    @classmethod
+    def make(cls, args: argparse.Namespace) -> Plan:
+        if args.quick:
+            plan = cls(True, (1, 4, 16), 1, 2.0, 0.5, 1.5, 5.0, 3.0, 200, 200)
+        else:
+            plan = cls(False, (1, 2, 4, 8, 16, 32), 3, 3.0, 0.5, 3.0, 30.0, 8.0, 1000, 1000)
+        plan.rounds = args.rounds or plan.rounds
+        plan.level_s = args.seconds or plan.level_s
+        plan.open_s = args.open_seconds or plan.open_s
+        return plan
+
+    def steps(self) -> list[tuple[str, float]]:
+        """Each step's name and about how long it takes, in seconds."""
+        run = self.level_s + self.warmup_s
+        return [
+            ("database and server", 10),
+            ("tenant, action, warm-up", 5 + self.sessions / 100),
+            ("load generator ceiling and the server's cheapest answers", 8 * (self.floor_s + self.warmup_s)),
+            ("closed loop with session ids (saturation)", self.rounds * len(self.levels) * run),
+            ("closed loop without session ids", 2 * self.rounds * run),
+            (f"open loop at {LOAD_FRACTION:.0%} of saturation", self.open_s + 2.5),
+            ("the parts, timed directly (sandbox, executor pipe, store calls)", 8 + self.direct_n / 60),
+            ("profile of the server at saturation (py-spy)", self.profile_s + 1.5 + self.warmup_s),
+        ]
+
+
+class Progress:
+    def __init__(self, plan: Plan) -> None:
+        self.steps = plan.steps()
+        self.index = 0
+        self.started = time.perf_counter()
+        total = sum(s for _, s in self.steps) + 10
+        say(f"Flow API throughput benchmark{' (quick smoke run)' if plan.quick else ''}: "
+            f"{len(self.steps)} steps, about {total / 60:.1f} min in all.")  # fmt: skip
+
+    def next(self, detail: str = "") -> None:
+        name, seconds = self.steps[self.index]
+        self.index += 1
+        elapsed = time.perf_counter() - self.started
+        say(f"[{self.index}/{len(self.steps)}] {name} (~{seconds:.0f} s){detail}; {elapsed:.0f} s elapsed")
+
+
+# -- the run -------------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import psycopg
+
+    plan = Plan.make(args)
+    progress = Progress(plan)
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tollgate-flow-bench-")))
+        progress.next(": a fresh database, then `tollgate serve` with its defaults")
+        admin_url, origin = postgres_server(work / "embedded")
+        database = f"tollgate_bench_{os.getpid()}_{secrets.token_hex(3)}"
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{database}"')
+            pg = {name: str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
+                  for name in ("server_version", "synchronous_commit", "fsync")}  # fmt: skip
+
+        def drop_database() -> None:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+        stack.callback(drop_database)
+        database_url = _with_database(admin_url, database)
+        server = Server(database_url, work / "home", work / "server.log")
+        stack.callback(server.stop)
+        ready_s = server.wait_ready()
+        say(f"    server pid {server.pid} on port {server.port}, ready in {ready_s:.1f} s; database on {origin}")
+        generator = LoadGenerator()
+        stack.callback(generator.close)
+        meter = CpuMeter(server.pid, admin_url, database)
+        stack.callback(meter.close)
+        port = server.port
+
+        def closed(requests: list[bytes], concurrency: int, seconds: float, expect: dict[str, Any], *,
+                   target: int = port, on_start: Callable[[], None] | None = None) -> dict[str, Any]:  # fmt: skip
+            marks: list[CpuSnapshot] = []
+
+            def started() -> None:
+                marks.append(meter.snapshot())
+                if on_start is not None:
+                    on_start()
+
+            job = {"kind": "closed", "port": target, "requests": requests, "concurrency": concurrency,
+                   "warmup_s": plan.warmup_s, "seconds": seconds, "expect": expect}  # fmt: skip
+            result = generator.run(job, on_measuring=started)
+            result["cpu_delta"] = CpuMeter.delta(marks[0], meter.snapshot(), result["generator_cpu_s"])
+            return result
+
+        progress.next(f": {plan.sessions:,} sessions, each used twice before measuring")
+        tenant = set_up_tenant(server)
+        session_events = [login_event(i) for i in range(plan.sessions)]
+        with_session = [http_request(port, "POST", FLOW_PATH, tenant.key, flow_body(e)) for e in session_events]
+        without_session = [http_request(port, "POST", FLOW_PATH, tenant.key, flow_body(login_event(None)))]
+        status, sample = server.call("POST", FLOW_PATH, tenant.key, {"event": session_events[0],
+                                                                    "resume_url": RESUME_URL})  # fmt: skip
+        if status != 200 or sample.get("status") != "completed" or not sample.get("id_token_claims"):
+            raise RuntimeError(f"the flow did not complete as expected: {status} {sample}")
+        _, record = server.call("GET", f"/api/v2/actions/executions/{sample['execution_id']}", tenant.key)
+        completed = {"status": 200, "contains": COMPLETED}
+        warm = generator.run({"kind": "closed", "port": port, "requests": with_session, "concurrency": 8,
+                              "total": 2 * len(with_session), "expect": completed})  # fmt: skip
+        if warm["errors"]:
+            raise RuntimeError(f"errors during the warm-up: {warm['errors']}")
+
+        progress.next(": 1 and 16 in flight each")
+        stub_port = free_port()
+        ctx = multiprocessing.get_context("spawn")
+        stub_ready = ctx.Event()
+        stub = ctx.Process(target=_stub_server_main, args=(stub_port, stub_ready), daemon=True)
+        stub.start()
+        stack.callback(stub.kill)
+        stub_ready.wait(30)
+        host = f"Host: {HOST}:{port}".encode()
+        stub_requests = [r.replace(host, f"Host: {HOST}:{stub_port}".encode()) for r in with_session]
+        floor_jobs = [
+            ("stub_server_same_request", stub_port, stub_requests, completed),
+            ("openapi_json", port, [http_request(port, "GET", "/api/v2/openapi.json", None, None)],
+             {"status": 200, "contains": b'"openapi"'}),
+            ("no_key_401", port, [http_request(port, "GET", "/api/v2/tenants/settings", None, None)],
+             {"status": 401, "contains": b"missing_key"}),
+            ("key_and_body_checked_400", port,
+             [http_request(port, "POST", FLOW_PATH, tenant.key, flow_body(e, resume_url=False))
+              for e in session_events[:50]], {"status": 400, "contains": b"resume_url"}),
+        ]  # fmt: skip
+        floors: dict[str, Any] = {}
+        for name, target, requests, expect in floor_jobs:
+            floors[name] = {
+                f"c{c}": merge([closed(requests, c, plan.floor_s, expect, target=target)], c) for c in (1, 16)
+            }
+            f = floors[name]
+            say(f"    {name:26} {f['c16']['per_s']:8,.0f}/s at 16 in flight; "
+                f"p50 {f['c1']['latency']['p50_us'] / 1000:5.2f} ms one at a time")  # fmt: skip
+        stub.kill()
+
+        progress.next(f": {', '.join(map(str, plan.levels))} in flight, {plan.rounds} interleaved rounds")
+        runs: dict[int, list[dict[str, Any]]] = {c: [] for c in plan.levels}
+        for r in range(plan.rounds):
+            line = []
+            for concurrency in plan.levels:
+                result = closed(with_session, concurrency, plan.level_s, completed)
+                runs[concurrency].append(result)
+                line.append(f"{concurrency}: {statistics.median(result['windows']):,.0f}")
+            say(f"    round {r + 1}/{plan.rounds}, flows/s by requests in flight: {', '.join(line)}")
+        ramp = [merge(runs[c], c) for c in plan.levels]
+        best = max(ramp, key=lambda f: f["per_s"])
+        say(f"    saturation: {best['per_s']:,.0f} flows/s at {best['concurrency']} in flight "
+            "(median of its one-second windows)")  # fmt: skip
+
+        progress.next(f": 1 and {best['concurrency']} in flight")
+        no_session = [
+            merge([closed(without_session, c, plan.level_s, completed) for _ in range(plan.rounds)], c)
+            for c in (1, best["concurrency"])
+        ]
+        say(f"    {no_session[-1]['per_s']:,.0f} flows/s at {best['concurrency']} in flight; "
+            f"p50 {no_session[0]['latency']['p50_us'] / 1000:.2f} ms one at a time")  # fmt: skip
+
+        rate = LOAD_FRACTION * best["per_s"]
+        progress.next(f": {rate:,.0f} flows/s on a fixed schedule for {plan.open_s:.0f} s (after 2 s of warm-up)")
+        marks: list[CpuSnapshot] = []
+        open_job = {"kind": "open", "port": port, "requests": with_session, "rate": rate, "warmup_s": 2.0,
+                    "seconds": plan.open_s, "connections": OPEN_LOOP_CONNECTIONS, "expect": completed}  # fmt: skip
+        opened = generator.run(open_job, on_measuring=lambda: marks.append(meter.snapshot()))
+        open_loop = {
+            "rate_per_s": rate,
+            "seconds": plan.open_s,
+            "connections": OPEN_LOOP_CONNECTIONS,
+            "max_in_flight": opened["max_in_flight"],
+            "latency_from_schedule": summary_us(opened["latencies_us"]),
+            "latency_from_send": summary_us(opened["service_us"]),
+            "wait_for_a_free_connection": summary_us(opened["dispatch_lag_us"]),
+            "errors": opened["errors"],
+            "cpu": CpuMeter.per_request(
+                [CpuMeter.delta(marks[0], meter.snapshot(), opened["generator_cpu_s"])], opened["count"]
+            ),
+            "_latencies_us": opened["latencies_us"],
+        }
+        lat = open_loop["latency_from_schedule"]
+        say(f"    p50 {lat['p50_us'] / 1000:.2f} ms, p90 {lat['p90_us'] / 1000:.2f} ms, "
+            f"p99 {lat['p99_us'] / 1000:.2f} ms ({lat['count']:,} flows)")  # fmt: skip
+
+        progress.next(f": {plan.direct_n:,} calls each, the server idle")
+        handler = measure_handler(server, database_url, tenant, session_events[1], plan.direct_n)
+        execution = measure_execution(session_events[0], tenant.name, plan.direct_n)
+        store = measure_store(database_url, server.master_key, tenant, session_event=session_events[0],
+                              results=record["results"], n=plan.direct_n)  # fmt: skip
+
+        progress.next(f": {best['concurrency']} in flight")
+        profile: dict[str, Any] | None = None
+        profiled: dict[str, Any] | None = None
+        if args.profile:
+            spy: list[SpyThread] = []
+
+            def start_spy() -> None:
+                spy.append(SpyThread(server.pid, plan.profile_s, work / "py-spy.txt"))
+
+            result = closed(with_session, best["concurrency"], plan.profile_s + 1.5, completed, on_start=start_spy)
+            profiled = merge([result], best["concurrency"])
+            profile = spy[0].join() if spy else None
+            if profile is None:
+                say("    py-spy is not installed, so no profile (pip install py-spy to get one)")
+            else:
+                say(f"    {profiled['per_s']:,.0f} flows/s while py-spy sampled the server")
+        else:
+            say("    skipped (--no-profile)")
+
+        report = assemble(
+            plan, server, tenant, best=best, ramp=ramp, no_session=no_session, floors=floors, open_loop=open_loop,
+            handler=handler, execution=execution, store=store, profile=profile, profiled=profiled,
+            session_events=session_events, postgres=pg, origin=origin,
+        )  # fmt: skip
+        say(f"[done] measured in {time.perf_counter() - progress.started:.0f} s; "
+            "stopping the server and dropping the database")  # fmt: skip
+    return report
+
+
+def assemble(
+    plan: Plan,
+    server: Server,
+    tenant: Tenant,
+    *,
+    best: dict[str, Any],
+    ramp: list[dict[str, Any]],
+    no_session: list[dict[str, Any]],
+    floors: dict[str, Any],
+    open_loop: dict[str, Any],
+    handler: dict[str, float],
+    execution: dict[str, Any],
+    store: dict[str, Any],
+    profile: dict[str, Any] | None,
+    profiled: dict[str, Any] | None,
+    session_events: list[dict[str, Any]],
+    postgres: dict[str, str],
+    origin: str,
+) -> dict[str, Any]:
+    import uvicorn
+
+    from runtime import engine
+
+    serial = next((r for r in ramp if r["concurrency"] == 1), None)
+    flow_p50 = serial["latency"]["p50_us"] if serial else float("nan")
+    http_floor = floors["no_key_401"]["c1"]["latency"]["p50_us"]
+    key_and_body = floors["key_and_body_checked_400"]["c1"]["latency"]["p50_us"] - http_floor
+    sandbox = execution["sandbox_in_process"]["p50_us"]
+    pooled = execution["executor_pool"]["p50_us"]
+    via_thread = execution["executor_pool_via_to_thread"]["p50_us"]
+    store_parts = ("session_transaction", "flow_head", "cache_live", "final_transaction")
+    postgres_us = sum(store[k]["p50_us"] for k in store_parts)
+    latency = {
+        "flow over HTTP, one at a time": flow_p50,
+        "HTTP, key check, body, reply, logging (the flow minus its handler)": flow_p50 - handler["p50_us"],
+        "  of which HTTP: request to reply (a 401 without a key)": http_floor,
+        "  of which the API key check (1 query), body JSON + validation": key_and_body,
+        "the flow handler, called directly (no HTTP)": handler["p50_us"],
+        **{f"  Postgres: {k.replace('_', ' ')}": store[k]["p50_us"] for k in store_parts},
+        "  executor round trip from the event loop": via_thread,
+        "    of which the sandbox execution": sandbox,
+        "    of which the pipe + msgpack, both ways": pooled - sandbox,
+        "    of which the hop to a worker thread and back": via_thread - pooled,
+        "  the handler's own Python and scheduling (by difference)": handler["p50_us"] - postgres_us - via_thread,
+    }
+    store_cpu = sum(store[k]["cpu_us"] for k in store_parts)
+    executor_cpu = execution["executor_pool_via_to_thread"]["cpu_us"]
+    loop_cpu = {
+        "the flow handler, called directly": handler["cpu_us"],
+        "  its 4 Postgres calls": store_cpu,
+        "  the executor call (to_thread)": executor_cpu,
+        "  the rest (by difference)": handler["cpu_us"] - store_cpu - executor_cpu,
+        "the API key check (1 Postgres call)": store["api_key_check"]["cpu_us"],
+    }
+    cpu = best["cpu"]
+    ours = sum(cpu[f"{k}_us"] for k in CPU_PARTS if k != "rest_of_machine")
+    ceilings = {
+        "if_the_machine_were_ours_per_s": 2e6 / ours if ours else float("nan"),
+        "one_event_loop_thread_per_s": 1e6 / cpu["server_event_loop_thread_us"],
+        "note": "derived: 2 cores / CPU per flow of server + executors + Postgres + generator; 1 s / event loop CPU",
+    }
+    saturation = best["per_s"]
+    p99_ms = open_loop["latency_from_schedule"]["p99_us"] / 1000
+    return {
+        "benchmark": "flow_throughput",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "quick": plan.quick,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "postgres": postgres["server_version"],
+            "postgres_synchronous_commit": postgres["synchronous_commit"],
+            "postgres_fsync": postgres["fsync"],
+            "database_server": origin,
+            "uvicorn": uvicorn.__version__,
+            "uvicorn_http": "httptools" if _importable("httptools") else "h11",
+            "uvicorn_loop": "uvloop" if _importable("uvloop") else "asyncio",
+        },
+        "engine_build_id": engine.load().build_id,
+        "server": {
+            "command": " ".join(server.command[1:]),
+            "workers": 1,
+            "executors": os.cpu_count(),
+            "note": "the defaults of `tollgate serve`: one uvicorn worker, one executor per core, access log on",
+        },
+        "workload": {
+            "action": ACTION_CODE,
+            "event_json_bytes": len(json.dumps(session_events[0], separators=(",", ":"))),
+            "request_body_bytes": len(flow_body(session_events[0])),
+            "sessions": len(session_events),
+            "outcome": "completed: claims on both tokens, no redirect",
+        },
+        "closed_loop": {"with_session": ramp, "without_session": no_session},
+        "saturation": {
+            "flows_per_s": saturation,
+            "concurrency": best["concurrency"],
+            "without_session_flows_per_s": no_session[-1]["per_s"],
+        },
+        "open_loop": open_loop,
+        "floors": floors,
+        "generator": {
+            "ceiling_per_s_against_stub": floors["stub_server_same_request"]["c16"]["per_s"],
+            "cpu_us_per_request_at_saturation": best["generator_cpu_us_per_request"],
+        },
+        "breakdown": {
+            "latency_one_flow_at_a_time_us": latency,
+            "event_loop_cpu_one_flow_at_a_time_us": loop_cpu,
+            "direct_handler": handler,
+            "cpu_per_flow_at_saturation": cpu,
+            "cpu_per_request_401": floors["no_key_401"]["c16"]["cpu"],
+            "cpu_per_request_400": floors["key_and_body_checked_400"]["c16"]["cpu"],
+            "ceilings": ceilings,
+            "direct_execution": execution,
+            "direct_store": store,
+            "profile": profile,
+            "profile_run_per_s": profiled["per_s"] if profiled else None,
+        },
+        "anchors": {
+            "keycloak_refresh_token_per_s_2_vcpus": ANCHOR_PER_S,
+            "keycloak_password_login_per_s_2_vcpus": KEYCLOAK_PASSWORD_PER_VCPU * ANCHOR_VCPUS,
+            "source": "Keycloak sizing guide: 1 vCPU per 120 refresh-token requests/s, per 15 password logins/s",
+        },
+        "ratios": {"saturation_over_keycloak_refresh_anchor": saturation / ANCHOR_PER_S},
+        "targets": {
+            "saturation_at_least_1000_flows_per_s": saturation >= TARGET_FLOWS_PER_S,
+            "p99_at_most_20_ms_at_80_percent_load": p99_ms <= TARGET_P99_MS,
+        },
+        "settings": {
+            "levels": list(plan.levels),
+            "rounds": plan.rounds,
+            "level_s": plan.level_s,
+            "open_s": plan.open_s,
+            "sessions": plan.sessions,
+        },
+    }
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def plot(report: dict[str, Any], open_latencies: list[int] | None, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(18, 5.4), gridspec_kw={"width_ratios": [1, 1, 1.1]})
+    for key, label, marker in (("with_session", "with a session id", "o"), ("without_session", "no session id", "s")):
+        rows = report["closed_loop"][key]
+        left.plot([r["concurrency"] for r in rows], [r["per_s"] for r in rows], marker=marker, label=label)
+    left.axhline(TARGET_FLOWS_PER_S, color="tab:red", linestyle="--", linewidth=1, label="target 1,000/s")
+    left.axhline(ANCHOR_PER_S, color="grey", linestyle=":", linewidth=1, label="Keycloak refresh anchor, 240/s")
+    left.set_xscale("log", base=2)
+    levels = [r["concurrency"] for r in report["closed_loop"]["with_session"]]
+    left.set_xticks(levels, [str(c) for c in levels])
+    left.set_xlabel("requests in flight (closed loop)")
+    left.set_ylabel("post-login flows/s (median of 1-s windows)")
+    left.set_title("Throughput vs concurrency")
+    left.set_ylim(bottom=0, top=max(TARGET_FLOWS_PER_S * 1.1, report["saturation"]["flows_per_s"] * 1.2))
+    left.legend(loc="upper left", fontsize=8)
+    left.grid(True, alpha=0.3)
+
+    ol = report["open_loop"]
+    if open_latencies:
+        ms = sorted(v / 1000 for v in open_latencies)
+        middle.plot(ms, [i / len(ms) for i in range(len(ms))], color="tab:blue", label="latency CDF")
+    for q, style in (("p50_us", ":"), ("p99_us", "-.")):
+        value = ol["latency_from_schedule"][q] / 1000
+        middle.axvline(value, color="tab:blue", linestyle=style, linewidth=1, label=f"{q[:3]} {value:.1f} ms")
+    middle.axvline(TARGET_P99_MS, color="tab:red", linestyle="--", linewidth=1, label="target p99 20 ms")
+    middle.set_xscale("log")
+    middle.set_xlabel("latency from the scheduled arrival (ms, log scale)")
+    middle.set_ylabel("fraction of flows")
+    middle.set_title(f"Open loop at {ol['rate_per_s']:,.0f} flows/s (80% of saturation), {ol['seconds']:.0f} s")
+    middle.legend(loc="lower right", fontsize=8)
+    middle.grid(True, which="both", alpha=0.3)
+
+    cpu = report["breakdown"]["cpu_per_flow_at_saturation"]
+    labels = {"server_event_loop_thread": "server: event loop thread",
+              "server_other_threads": "server: other threads (executor hand-off)",
+              "executors": "executor processes", "postgres_backends": "Postgres backends",
+              "load_generator": "load generator", "rest_of_machine": "rest of the machine (others' work)"}  # fmt: skip
+    ours = sum(cpu[f"{k}_us"] for k in CPU_PARTS if k != "rest_of_machine")
+    names = ["total: server, executors, Postgres, generator"] + [labels[k] for k in CPU_PARTS]
+    values = [ours] + [cpu[f"{k}_us"] for k in CPU_PARTS]
+    bars = right.barh(names, values, color=["#dd8452"] + ["#4c72b0"] * len(CPU_PARTS))
+    right.bar_label(bars, fmt="%.0f µs", fontsize=8, padding=2)
+    right.set_xlim(0, max(*values, 2e6 / TARGET_FLOWS_PER_S) * 1.2)
+    right.axvline(2e6 / TARGET_FLOWS_PER_S, color="tab:red", linestyle="--", linewidth=1,
+                  label="2 cores' whole budget per flow at 1,000/s")  # fmt: skip
+    right.invert_yaxis()
+    right.set_xlabel("CPU per flow at saturation (µs)")
+    right.set_title(f"Where the CPU goes at {report['saturation']['flows_per_s']:,.0f} flows/s")
+    right.legend(loc="lower right", fontsize=8)
+    fig.suptitle(
+        f"POST /api/v2/flows/post-login, one bound action, {report['workload']['event_json_bytes']:,} B event; "
+        f"{report['machine']['cpus']} CPUs shared by server, executors, Postgres and load generator; {report['date']}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    w = report["workload"]
+    say(f"\nClosed loop: one bound action, {w['event_json_bytes']:,} B event, a session id per login "
+        f"({w['sessions']:,} sessions), {report['settings']['rounds']} interleaved rounds:")  # fmt: skip
+    say(f"  {'in flight':>9} {'flows/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for r in report["closed_loop"]["with_session"]:
+        lat = r["latency"]
+        say(f"  {r['concurrency']:9} {r['per_s']:9,.0f} {lat['p50_us'] / 1000:8.2f} {lat['p90_us'] / 1000:8.2f} "
+            f"{lat['p99_us'] / 1000:8.2f} {sum(r['errors'].values()):7}")  # fmt: skip
+    sat = report["saturation"]
+    say(f"Saturation: {sat['flows_per_s']:,.0f} flows/s at {sat['concurrency']} in flight "
+        f"(without a session id: {sat['without_session_flows_per_s']:,.0f} flows/s)")  # fmt: skip
+
+    ol = report["open_loop"]
+    lat, svc, wait = ol["latency_from_schedule"], ol["latency_from_send"], ol["wait_for_a_free_connection"]
+    say(
+        f"\nOpen loop at {ol['rate_per_s']:,.0f} flows/s (80% of saturation) for {ol['seconds']:.0f} s: "
+        f"{lat['count']:,} flows, at most {ol['max_in_flight']} in flight, {sum(ol['errors'].values())} errors"
+    )
+    say(f"  latency from the scheduled arrival: p50 {lat['p50_us'] / 1000:.2f} ms, p90 {lat['p90_us'] / 1000:.2f} ms,"
+        f" p99 {lat['p99_us'] / 1000:.2f} ms, max {lat['max_us'] / 1000:.1f} ms")  # fmt: skip
+    say(f"  from the send: p50 {svc['p50_us'] / 1000:.2f} ms, p99 {svc['p99_us'] / 1000:.2f} ms; "
+        f"waiting for a free connection: p99 {wait['p99_us'] / 1000:.2f} ms; "
+        f"machine {ol['cpu']['machine_busy_cores']:.2f} cores busy")  # fmt: skip
+
+    floors, gen = report["floors"], report["generator"]
+    say("\nThe load generator and the server's cheapest answers (16 in flight; p50 one at a time):")
+    for name, label in (("stub_server_same_request", "generator vs a stub server, same bytes"),
+                        ("openapi_json", "GET /api/v2/openapi.json"),
+                        ("no_key_401", "401: no API key"),
+                        ("key_and_body_checked_400", "400: key checked, body validated")):  # fmt: skip
+        f = floors[name]
+        say(f"  {label:40} {f['c16']['per_s']:8,.0f}/s   p50 {f['c1']['latency']['p50_us'] / 1000:5.2f} ms")
+    say(f"  the generator's CPU per flow at saturation: {gen['cpu_us_per_request_at_saturation']:.0f} µs")
+
+    b = report["breakdown"]
+    say("\nWhere the time goes, one flow at a time (p50 of each part, each measured on its own):")
+    for name, value in b["latency_one_flow_at_a_time_us"].items():
+        say(f"  {name:72} {value / 1000:6.2f} ms")
+    say("The event loop's CPU per call, one at a time (measured directly):")
+    for name, value in b["event_loop_cpu_one_flow_at_a_time_us"].items():
+        say(f"  {name:72} {value:6,.0f} µs")
+    cpu = b["cpu_per_flow_at_saturation"]
+    say(
+        f"\nWhere the CPU goes at saturation, µs per flow (the machine {cpu['machine_busy_cores']:.2f} of "
+        f"{report['machine']['cpus']} cores busy; the event loop thread {cpu['server_event_loop_busy_fraction']:.0%}):"
+    )
+    for key in CPU_PARTS:
+        say(f"  {key.replace('_', ' '):42} {cpu[key + '_us']:7,.0f}")
+    c401, c400 = b["cpu_per_request_401"], b["cpu_per_request_400"]
+    say(
+        f"  event loop CPU per request: 401 {c401['server_event_loop_thread_us']:,.0f} µs, "
+        f"400 {c400['server_event_loop_thread_us']:,.0f} µs, flow {cpu['server_event_loop_thread_us']:,.0f} µs"
+    )
+    ex = b["direct_execution"]
+    say(f"  the sandbox alone: {ex['sandbox_in_process']['cpu_us']:.0f} µs CPU per execution; through the pool: "
+        f"{ex['executor_pool']['executor_cpu_us']:.0f} µs in the executor + "
+        f"{ex['executor_pool']['cpu_us']:.0f} µs in the caller")  # fmt: skip
+    ceil = b["ceilings"]
+    say(f"  derived ceilings: {ceil['if_the_machine_were_ours_per_s']:,.0f} flows/s if the machine were ours, "
+        f"{ceil['one_event_loop_thread_per_s']:,.0f} flows/s for one event loop thread")  # fmt: skip
+    say("\nStore calls timed directly, one at a time (p50 latency; the calling thread's CPU per call):")
+    for name, s in b["direct_store"].items():
+        say(f"  {name.replace('_', ' '):54} {s['p50_us'] / 1000:6.2f} ms {s['cpu_us']:6.0f} µs")
+    profile = b["profile"]
+    if profile and profile.get("share_of_samples"):
+        say(f"\nThe server's event loop thread by part (py-spy, {profile['samples_event_loop_thread']:,} samples "
+            f"at {b['profile_run_per_s']:,.0f} flows/s; share of its work, then of all samples):")  # fmt: skip
+        for part, share in profile["share_of_samples"].items():
+            work = profile["share_of_work_excluding_epoll"].get(part)
+            say(f"  {part:54} {f'{work:6.1%}' if work is not None else '':>6}  {share:6.1%}")
+    elif profile:
+        say(f"\npy-spy failed: {profile.get('error')}")
+
+    say("\nRatios:")
+    say(
+        f"  flows/s / Keycloak refresh-token anchor ({ANCHOR_PER_S}/s at 2 vCPUs)   "
+        f"{report['ratios']['saturation_over_keycloak_refresh_anchor']:.2f}  (aim ≥ 4)"
+    )
+    say("\nTargets:")
+    for name, ok in report["targets"].items():
+        say(f"  {'met    ' if ok else 'MISSED '} {name}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (about a minute)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds of the closed-loop ramp (default 3; quick 1)")
+    parser.add_argument("--seconds", type=float, help="seconds per closed-loop level and round (default 3; quick 2)")
+    parser.add_argument("--open-seconds", type=float, help="seconds of the open-loop run (default 30; quick 5)")
+    parser.add_argument("--no-profile", dest="profile", action="store_false", help="skip the py-spy profile")
+    args = parser.parse_args()
+
+    report = run(args)
+    open_latencies = report["open_loop"].pop("_latencies_us", None)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "flow_throughput.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, open_latencies, RESULTS / "flow_throughput.png")
+    print_report(report)
+    say(f"\nWrote {RESULTS / 'flow_throughput.json'} and {RESULTS / 'flow_throughput.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
