@@ -37,7 +37,8 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -59,6 +60,10 @@ SCRUBBED_ENVIRONMENT = ("DATABASE_URL", "TOLLGATE_MASTER_KEY", "TOLLGATE_OPERATO
 # executor before it runs, under the default limits (executor._Recompiled):
 # its deadline allows for that too.
 _RECOMPILE_ALLOWANCE_S = Limits().wall_ms / 1000
+# An executor keeps the last _ACTIONS_KEPT actions it ran; the pool names (rather than sends) at
+# most _ACTIONS_NAMED of them, all among the executor's latest, so a named action is always kept.
+_ACTIONS_KEPT = 512
+_ACTIONS_NAMED = 256
 
 
 def _compile(request: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +90,7 @@ def _executor_main(conn: Connection) -> None:
     from runtime.sandbox.executor import execute
 
     build_id = _engine.engine().build_id
+    actions: OrderedDict[str, CompiledAction] = OrderedDict()  # the actions run lately, by bytecode digest
     conn.send_bytes(msgpack.packb({"ready": os.getpid(), "build_id": build_id}))
     while True:
         try:
@@ -98,9 +104,21 @@ def _executor_main(conn: Connection) -> None:
         if "compile" in request:
             conn.send_bytes(msgpack.packb(_compile(request["compile"])))
             continue
+        if "action" in request:
+            action = CompiledAction.from_wire(request["action"])
+            actions[action.bytecode_sha256] = action
+            if len(actions) > _ACTIONS_KEPT:
+                actions.popitem(last=False)
+        else:
+            found = actions.get(request["action_ref"])
+            if found is None:
+                conn.send_bytes(msgpack.packb({"unknown_action": True}))
+                continue
+            actions.move_to_end(request["action_ref"])
+            action = found
         try:
             result = execute(
-                CompiledAction.from_wire(request["action"]),
+                action,
                 request["handler"],
                 request["event"],
                 secrets=request["secrets"],
@@ -131,6 +149,8 @@ class _Executor:
         child.close()
         self.pid: int = self.process.pid
         self.build_id = ""
+        # Digests of the actions this executor keeps (it was sent them whole).
+        self.actions: set[str] = set()
         # A request is written while the executor waits for one; an executor that
         # stopped reading (a stopped or frozen process) must not block the writer
         # once the request is bigger than the pipe's buffer: a write that makes no
@@ -289,20 +309,27 @@ class ExecutorPool:
         if self._closed:
             raise PlatformError("the executor pool is closed")
         limits = limits or Limits()
-        request = msgpack.packb(
-            {
-                "action": action.to_wire(),
-                "handler": handler,
-                "event": dict(event),
-                "secrets": dict(secrets) if secrets is not None else None,
-                "limits": limits.as_dict(),
-                "cache": dict(cache or {}),
-                "seed": seed,
-                "now_ms": now_ms,
-                "replay_host_calls": replay_host_calls,
-            }
-        )
-        reply = self._ask(request, wall_ms=limits.wall_ms, build_id=action.build_id)
+        fields: dict[str, Any] = {
+            "handler": handler,
+            "event": event,
+            "secrets": secrets,
+            "limits": limits.as_dict(),
+            "cache": cache or {},
+            "seed": seed,
+            "now_ms": now_ms,
+            "replay_host_calls": replay_host_calls,
+        }
+        key = action.bytecode_sha256
+
+        def request_for(executor: _Executor, *, full: bool = False) -> bytes:
+            # An executor keeps the actions it ran: most requests name the action instead of carrying it.
+            named = key in executor.actions and not full
+            packed: bytes = msgpack.packb(
+                {**fields, "action_ref": key} if named else {**fields, "action": action.to_wire()}
+            )
+            return packed
+
+        reply = self._ask(request_for, wall_ms=limits.wall_ms, build_id=action.build_id, action_key=key)
         if "platform_error" in reply:
             raise PlatformError(reply["platform_error"])
         return ExecutionResult.from_wire(reply["result"])
@@ -314,19 +341,17 @@ class ExecutorPool:
         if self._closed:
             raise PlatformError("the executor pool is closed")
         limits = limits or Limits()
-        reply = self._ask(
-            msgpack.packb(
-                {
-                    "compile": {
-                        "source": source,
-                        "trigger": trigger,
-                        "limits": limits.as_dict(),
-                        "max_source_bytes": max_source_bytes,
-                    }
+        request = msgpack.packb(
+            {
+                "compile": {
+                    "source": source,
+                    "trigger": trigger,
+                    "limits": limits.as_dict(),
+                    "max_source_bytes": max_source_bytes,
                 }
-            ),
-            wall_ms=limits.wall_ms,
+            }
         )
+        reply = self._ask(lambda executor, full=False: request, wall_ms=limits.wall_ms)
         if "error" in reply:
             raise error_from_dict(reply["error"])
         return CompiledAction.from_wire(reply["action"])
@@ -347,13 +372,32 @@ class ExecutorPool:
             names.append(list(reply["environment"]))
         return names
 
-    def _ask(self, request: bytes, *, wall_ms: int, build_id: str | None = None) -> dict[str, Any]:
-        """One request on a free executor, with its deadline; `build_id` is the bytecode's engine build."""
+    def _ask(
+        self,
+        request_for: Callable[..., bytes],
+        *,
+        wall_ms: int,
+        build_id: str | None = None,
+        action_key: str | None = None,
+    ) -> dict[str, Any]:
+        """One request on a free executor, with its deadline.
+
+        `request_for(executor, full=...)` makes the request for the executor
+        that was free; `build_id` is the bytecode's engine build; `action_key`
+        names the action the executor will then keep.
+        """
         (executor,) = self._acquire(1)
         timeout_s = wall_ms / 1000 + self._margin_s
         if build_id is not None and build_id != executor.build_id:
             timeout_s += _RECOMPILE_ALLOWANCE_S
-        reply = self._exchange(executor, request, timeout_s)
+        reply = self._exchange(executor, request_for(executor), timeout_s)
+        if reply.get("unknown_action"):
+            # The executor no longer keeps it (it can only have forgotten it): send it whole.
+            reply = self._exchange(executor, request_for(executor, full=True), timeout_s)
+        if action_key is not None:
+            if len(executor.actions) >= _ACTIONS_NAMED:
+                executor.actions.clear()
+            executor.actions.add(action_key)
         self._release(executor)
         return reply
 

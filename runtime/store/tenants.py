@@ -7,18 +7,23 @@ import builtins
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from typing import Any
 
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
-from runtime.store.base import Repository, new_id, parse_id
+from runtime.store.base import Conn, Repository, new_id, parse_id
 from runtime.store.errors import Conflict, NotFound
 from runtime.store.records import ApiKey, Principal, Tenant
 
 __all__ = ["KEY_PREFIXES", "Keys", "Tenants", "hash_key"]
 
 KEY_PREFIXES = {"tenant": "tgt_", "operator": "tgo_"}
+# How long a found key is trusted without asking the database again, and how many are kept.
+KEY_CACHE_S = 5.0
+KEY_CACHE_SIZE = 10_000
 
 
 def hash_key(plaintext: str) -> bytes:
@@ -141,6 +146,11 @@ class Tenants(Repository):
 class Keys(Repository):
     """API keys: random, shown once, stored hashed, compared in constant time, revocable."""
 
+    def __init__(self, pool: AsyncConnectionPool[Conn]) -> None:
+        super().__init__(pool)
+        # hash of a key -> (when it was found, whose it is)
+        self._known: dict[bytes, tuple[float, Principal]] = {}
+
     @staticmethod
     async def insert(conn: Any, kind: str, tenant_id: uuid.UUID | None, text: str | None = None) -> tuple[ApiKey, str]:
         text = text or _new_key(kind)
@@ -180,12 +190,22 @@ class Keys(Repository):
             ).fetchone()
             if row is None:
                 raise NotFound(f"no key with the id {key_id!r}")
-            return _key(row)
+        self.forget(key_id=key_id)
+        return _key(row)
 
     async def authenticate(self, text: str) -> Principal | None:
-        """The principal a presented key stands for, or None (unknown or revoked)."""
+        """The principal a presented key stands for, or None (unknown or revoked).
+
+        A key found is remembered for KEY_CACHE_S, so that a busy client costs
+        no query per request: a key revoked (or a tenant deleted) on one server
+        process stops working there at once, and on the others within that time.
+        """
         digest = hash_key(text)
-        async with self.transaction() as conn:
+        now = time.monotonic()
+        known = self._known.get(digest)
+        if known is not None and now - known[0] < KEY_CACHE_S:
+            return known[1]
+        async with self.statement() as conn:
             row = await (
                 await conn.execute(
                     "SELECT id, tenant_id, kind, key_hash FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
@@ -193,10 +213,21 @@ class Keys(Repository):
                 )
             ).fetchone()
         if row is None or not hmac.compare_digest(bytes(row["key_hash"]), digest):
+            self._known.pop(digest, None)
             return None
-        return Principal(
+        principal = Principal(
             kind=row["kind"], key_id=str(row["id"]), tenant_id=str(row["tenant_id"]) if row["tenant_id"] else None
         )
+        if len(self._known) >= KEY_CACHE_SIZE:
+            self._known.clear()
+        self._known[digest] = (now, principal)
+        return principal
+
+    def forget(self, *, tenant_id: str | None = None, key_id: str | None = None) -> None:
+        """Drop remembered keys of a tenant, or one key, at once (revoked, or the tenant deleted)."""
+        for digest, (_, principal) in list(self._known.items()):
+            if principal.tenant_id == tenant_id or principal.key_id == key_id:
+                self._known.pop(digest, None)
 
     async def ensure_operator_key(self, from_environment: bool) -> tuple[str, str | None]:
         """Make sure the operator can sign in: (where the key comes from, a new key's text or None).

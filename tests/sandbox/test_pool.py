@@ -284,3 +284,21 @@ def test_closing_the_pool_ends_executions_in_flight_and_refuses_new_ones(
     pool.close()
     with pytest.raises(PlatformError, match="closed"):
         pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS)
+
+
+def test_executors_keep_the_actions_they_ran_and_get_a_forgotten_one_whole() -> None:
+    """Actions are sent once per executor and named after; one the executor lacks is sent again whole."""
+    claims = [
+        compile_action(f"exports.onExecutePostLogin = async (e, api) => {{ api.idToken.setCustomClaim('n', {n}); }};")
+        for n in range(3)
+    ]
+    with ExecutorPool(processes=1, deadline_margin_s=MARGIN_S) as single:
+        for _ in range(2):
+            for n, action in enumerate(claims):
+                result = single.execute(action, "onExecutePostLogin", EVENT)
+                assert result.commands == [{"type": "set_claim", "token": "id", "key": "n", "value": n}]
+        (executor,) = single._all
+        assert executor.actions == {a.bytecode_sha256 for a in claims}
+        stranger = compile_action("exports.onExecutePostLogin = async (e, api) => { api.access.deny('x'); };")
+        executor.actions.add(stranger.bytecode_sha256)  # as if sent before, but the executor never had it
+        assert single.execute(stranger, "onExecutePostLogin", EVENT).commands == [{"type": "deny", "reason": "x"}]

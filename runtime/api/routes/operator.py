@@ -44,6 +44,8 @@ async def update_tenant(call: Call) -> Response:
 
 async def delete_tenant(call: Call) -> Response:
     await call.services.store.tenants.delete(call.param("id"))
+    call.services.store.keys.forget(tenant_id=call.param("id"))
+    call.services.flows.forget_tenant(call.param("id"))
     return Response(status_code=204)
 
 
