@@ -786,10 +786,14 @@ def measure_store(
     """
     import psycopg
 
+    from runtime.api.routes.flows import SESSION_IDLE, SESSION_LIFETIME
     from runtime.store import Store
+    from runtime.store.logins import ExternalSession
     from runtime.vault import MasterKeyring
 
-    token = f"{session_event['session']['id']}\x00{session_event['user']['user_id']}"
+    user_id = session_event["user"]["user_id"]
+    external = ExternalSession(f"{session_event['session']['id']}\x00{user_id}", user_id, SESSION_LIFETIME,
+                               SESSION_IDLE)  # fmt: skip
     keyring = MasterKeyring.parse(master_key)
 
     async def run() -> dict[str, dict[str, float]]:
@@ -801,20 +805,20 @@ def measure_store(
             for prefix, s in (("", store), ("what_if_synchronous_commit_off_", no_flush)):
                 logins = s.logins
 
-                async def session(logins: Any = logins) -> None:
-                    async with logins.transaction() as conn:
-                        if await logins.find_session(conn, tenant.id, token) is None:
-                            raise RuntimeError("the benchmark's session is gone")
+                async def head_with_session(logins: Any = logins) -> None:
+                    head = await logins.flow_head(tenant.id, TRIGGER, external=external)
+                    if head.session is None:
+                        raise RuntimeError("the benchmark's session is gone")
 
                 async def record(logins: Any = logins) -> None:
-                    async with logins.transaction() as conn:
+                    async with logins.writes() as conn:
                         await logins.record_execution(
                             conn, tenant.id, execution_id=None, trigger_id=TRIGGER, status="completed",
                             results=results,
                         )  # fmt: skip
 
-                calls: list[tuple[str, Callable[[], Any]]] = [("session_transaction", session),
-                                                             ("final_transaction", record)]  # fmt: skip
+                calls: list[tuple[str, Callable[[], Any]]] = [("flow_head_and_session", head_with_session),
+                                                             ("final_writes", record)]  # fmt: skip
                 if not prefix:
 
                     async def authenticate() -> None:
@@ -824,9 +828,6 @@ def measure_store(
                     async def head() -> None:
                         await store.logins.flow_head(tenant.id, TRIGGER)
 
-                    async def cache() -> None:
-                        await store.cache.live(tenant.id, TRIGGER)
-
                     async def in_transaction() -> None:
                         async with store.logins.transaction() as conn:
                             await conn.execute("SELECT 1")
@@ -835,7 +836,7 @@ def measure_store(
                         async with store.pool.connection() as conn:
                             await conn.execute("SELECT 1")
 
-                    calls = [("api_key_check", authenticate), calls[0], ("flow_head", head), ("cache_live", cache),
+                    calls = [("api_key_check", authenticate), calls[0], ("flow_head_without_session", head),
                              calls[1], ("select_1_in_a_transaction", in_transaction),
                              ("what_if_select_1_without_transaction", no_transaction)]  # fmt: skip
                 for name, fn in calls:
@@ -1235,7 +1236,7 @@ def assemble(
     sandbox = execution["sandbox_in_process"]["p50_us"]
     pooled = execution["executor_pool"]["p50_us"]
     via_thread = execution["executor_pool_via_to_thread"]["p50_us"]
-    store_parts = ("session_transaction", "flow_head", "cache_live", "final_transaction")
+    store_parts = ("flow_head_and_session", "final_writes")
     postgres_us = sum(store[k]["p50_us"] for k in store_parts)
     latency = {
         "flow over HTTP, one at a time": flow_p50,
@@ -1254,7 +1255,7 @@ def assemble(
     executor_cpu = execution["executor_pool_via_to_thread"]["cpu_us"]
     loop_cpu = {
         "the flow handler, called directly": handler["cpu_us"],
-        "  its 4 Postgres calls": store_cpu,
+        f"  its {len(store_parts)} Postgres calls": store_cpu,
         "  the executor call (to_thread)": executor_cpu,
         "  the rest (by difference)": handler["cpu_us"] - store_cpu - executor_cpu,
         "the API key check (1 Postgres call)": store["api_key_check"]["cpu_us"],

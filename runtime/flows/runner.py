@@ -39,9 +39,9 @@ from runtime.flows.redirects import RedirectRefused, checked_target, with_query
 from runtime.limits import TenantLimits
 from runtime.sandbox import CompiledAction
 from runtime.sandbox.errors import ActionError, PlatformError, SandboxError
-from runtime.store.base import Conn
+from runtime.store.base import Writer
 from runtime.store.errors import NotFound, StoreError
-from runtime.store.logins import FlowHead, new_secret
+from runtime.store.logins import ExternalSession, FlowHead, new_secret
 
 __all__ = ["TRANSACTION_LIFETIME", "FlowResult", "FlowRunner", "FlowState"]
 
@@ -102,7 +102,7 @@ class FlowResult:
 
 
 # Called inside the transaction that commits a stop; what it returns lands in FlowResult.persisted.
-Persist = Callable[[Conn, FlowResult], Awaitable[dict[str, Any]]]
+Persist = Callable[[Writer, FlowResult], Awaitable[dict[str, Any]]]
 
 
 class FlowRunner:
@@ -123,10 +123,20 @@ class FlowRunner:
         origin: dict[str, Any],
         browser: str | None,
         persist: Persist,
+        external: ExternalSession | None = None,
     ) -> FlowResult:
-        """Start a login's flow with the versions bound now; run until it stops. `event` becomes the flow's."""
-        head = await self.services.store.logins.flow_head(tenant_id, TRIGGER)
+        """Start a login's flow with the versions bound now; run until it stops. `event` becomes the flow's.
+
+        With `external` (the flow API), the identity server's session is found
+        or opened in the same query, and the methods it holds join
+        ``event.authentication.methods``.
+        """
+        head = await self.services.store.logins.flow_head(tenant_id, TRIGGER, external=external)
         event["tenant"] = {"id": head.tenant_name}
+        if head.session is not None:
+            session_id = head.session.id
+            authentication = event.setdefault("authentication", {})
+            authentication["methods"] = [*authentication.get("methods", []), *head.session.methods]
         state = FlowState(
             tenant_id=tenant_id,
             tenant_name=head.tenant_name,
@@ -260,7 +270,7 @@ class FlowRunner:
         logins = self.services.store.logins
         record_status = "suspended" if status == "redirect" else status
         result = FlowResult(status=status, state=state, outcome=outcome, execution_id="", error=_public(error))
-        async with logins.batch() as conn:
+        async with logins.writes() as conn:
             result.execution_id = state.execution_id = await logins.record_execution(
                 conn, state.tenant_id, execution_id=state.execution_id, trigger_id=TRIGGER, status=record_status,
                 results=state.results,

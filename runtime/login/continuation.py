@@ -26,7 +26,7 @@ from starlette.routing import Route
 from runtime.api.services import Services
 from runtime.flows import FlowResult
 from runtime.login.pages import error_page
-from runtime.store.base import Conn
+from runtime.store.base import Writer
 from runtime.store.errors import NotFound, StoreUnavailable
 
 __all__ = ["BROWSER_COOKIE", "FORM_LIMIT_BYTES", "ORIGINS", "Origin", "read_form", "request_event", "routes"]
@@ -41,7 +41,7 @@ BROWSER_COOKIE = "tg_browser"
 class Origin(Protocol):
     """What started a flow: how to persist and answer when it stops."""
 
-    async def persist(self, services: Services, conn: Conn, result: FlowResult) -> dict[str, Any]: ...
+    async def persist(self, services: Services, conn: Writer, result: FlowResult) -> dict[str, Any]: ...
 
     def respond(self, request: Request, result: FlowResult, *, after_post: bool) -> Response: ...
 
@@ -108,7 +108,7 @@ async def continue_flow(request: Request) -> Response:
     except NotFound:
         return error_page(404, "invalid_request", "There is no such login page.")
 
-    async def persist(conn: Conn, result: FlowResult) -> dict[str, Any]:
+    async def persist(conn: Writer, result: FlowResult) -> dict[str, Any]:
         return await ORIGINS[result.state.origin["kind"]].persist(services, conn, result)
 
     try:

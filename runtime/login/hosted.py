@@ -50,7 +50,7 @@ from runtime.login import tokens
 from runtime.login.continuation import BROWSER_COOKIE, ORIGINS, FormTooLarge, read_form, request_event
 from runtime.login.pages import error_page, page, redirect
 from runtime.passwords import verify_password
-from runtime.store.base import Conn
+from runtime.store.base import Writer
 from runtime.store.errors import NotFound, StoreUnavailable
 from runtime.store.logins import SessionRow, new_secret
 from runtime.store.records import Client, Tenant, User
@@ -332,7 +332,7 @@ async def _run_flow(
 class HostedOrigin:
     """Flows of the hosted login: the user's metadata is ours to write, and the end is a code."""
 
-    async def persist(self, services: Services, conn: Conn, result: FlowResult) -> dict[str, Any]:
+    async def persist(self, services: Services, conn: Writer, result: FlowResult) -> dict[str, Any]:
         state, outcome = result.state, result.outcome
         user_id = state.event["user"]["user_id"]
         await services.store.logins.merge_user_metadata(
@@ -573,7 +573,7 @@ def form_without_secrets(form: dict[str, str]) -> dict[str, str]:
 
 
 def _refresh_persist(services: Services, token_id: str) -> Any:
-    async def persist(conn: Conn, result: FlowResult) -> dict[str, Any]:
+    async def persist(conn: Writer, result: FlowResult) -> dict[str, Any]:
         state, outcome = result.state, result.outcome
         await services.store.logins.merge_user_metadata(
             conn, state.tenant_id, state.event["user"]["user_id"], app=outcome.app_metadata, user=outcome.user_metadata

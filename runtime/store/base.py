@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -13,6 +13,22 @@ from psycopg_pool import AsyncConnectionPool
 from runtime.store.errors import NotFound, StoreUnavailable
 
 Conn = psycopg.AsyncConnection[dict[str, Any]]
+
+
+class Writer(Protocol):
+    """Where a write goes: a connection in a transaction, or :class:`Writes` collecting a batch."""
+
+    async def execute(self, query: Any, params: Any = None) -> Any: ...
+
+
+class Writes:
+    """Statements collected to be sent together when the block of :meth:`Repository.writes` ends."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[Any, Any]] = []
+
+    async def execute(self, query: Any, params: Any = None) -> None:
+        self.statements.append((query, params))
 
 
 def parse_id(value: str, what: str) -> uuid.UUID:
@@ -51,6 +67,20 @@ class Repository:
                 yield conn
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"the database failed: {type(exc).__name__}") from None
+
+    @asynccontextmanager
+    async def writes(self) -> AsyncIterator[Writes]:
+        """Writes that need no answer, collected and committed together when the block ends (not if
+        it raises): one statement alone in autocommit, several in one pipelined transaction; a
+        single round trip either way."""
+        writes = Writes()
+        yield writes
+        if not writes.statements:
+            return
+        context = self.statement() if len(writes.statements) == 1 else self.batch()
+        async with context as conn:
+            for query, params in writes.statements:
+                await conn.execute(query, params)
 
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[Conn]:

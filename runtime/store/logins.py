@@ -20,10 +20,10 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from runtime.store.base import Conn, Repository, new_id, parse_id
+from runtime.store.base import Conn, Repository, Writer, new_id, parse_id
 from runtime.store.errors import NotFound
 
-__all__ = ["FlowHead", "Logins", "SessionRow", "new_secret", "secret_hash"]
+__all__ = ["ExternalSession", "FlowHead", "Logins", "SessionRow", "new_secret", "secret_hash"]
 
 
 def new_secret() -> str:
@@ -62,6 +62,56 @@ class FlowHead:
     steps: list[dict[str, str]]
     # The trigger's live api.cache entries: {key: {value, expires_at}}.
     cache: dict[str, dict[str, Any]]
+    # The identity server's session, when the flow API named one.
+    session: SessionRow | None = None
+
+
+@dataclass(frozen=True)
+class ExternalSession:
+    """An identity server's session of one user, as the flow API names it."""
+
+    token: str  # the identity server's session id and the user id; stored only as a hash
+    user_id: str
+    lifetime: timedelta
+    idle: timedelta
+
+
+_FLOW_HEAD = (
+    "SELECT t.name, t.limits, t.allowed_redirect_hosts, coalesce(("
+    "  SELECT jsonb_agg(jsonb_build_object('action_id', a.id::text, 'action_name', a.name,"
+    "    'version_id', a.deployed_version_id::text) ORDER BY b.position)"
+    "  FROM bindings b JOIN actions a ON a.tenant_id = b.tenant_id AND a.id = b.action_id"
+    "  WHERE b.tenant_id = t.id AND b.trigger_id = %(trigger)s AND a.deployed_version_id IS NOT NULL"
+    "), '[]'::jsonb) AS steps, coalesce(("
+    "  SELECT jsonb_object_agg(c.key, jsonb_build_object('value', c.value,"
+    "    'expires_at', floor(extract(epoch FROM c.expires_at) * 1000)))"
+    "  FROM cache_entries c WHERE c.tenant_id = t.id AND c.trigger_id = %(trigger)s AND c.expires_at > now()"
+    "), '{}'::jsonb) AS cache, 'null'::jsonb AS session FROM tenants t WHERE t.id = %(tenant)s"
+)
+_NO_SESSION = "'null'::jsonb AS session"
+
+# The live session, kept; an ended one started over; none yet, made. `s` is the session's row.
+_LIVE = "s.expires_at > now() AND s.idle_expires_at > now()"
+_EXTERNAL_SESSION = (
+    "WITH s AS (INSERT INTO sessions AS s (tenant_id, id, token_hash, kind, user_id, expires_at, idle_expires_at)"
+    " VALUES (%(tenant)s, %(id)s, %(h)s, 'external', %(u)s, now() + %(life)s, now() + %(idle)s)"
+    " ON CONFLICT (tenant_id, token_hash) DO UPDATE SET"
+    f"  id = CASE WHEN {_LIVE} THEN s.id ELSE excluded.id END,"
+    f"  methods = CASE WHEN {_LIVE} THEN s.methods ELSE '[]'::jsonb END,"
+    f"  metadata = CASE WHEN {_LIVE} THEN s.metadata ELSE '{{}}'::jsonb END,"
+    f"  created_at = CASE WHEN {_LIVE} THEN s.created_at ELSE now() END,"
+    f"  expires_at = CASE WHEN {_LIVE} THEN s.expires_at ELSE excluded.expires_at END,"
+    f"  idle_expires_at = CASE WHEN {_LIVE} THEN least(s.expires_at, now() + %(idle)s)"
+    "    ELSE excluded.idle_expires_at END,"
+    "  last_interacted_at = now()"
+    " RETURNING *) "
+)
+
+
+def _session_from_json(data: dict[str, Any]) -> SessionRow:
+    """A session row that came back as JSON (from a statement that also read other things)."""
+    moments = ("created_at", "authenticated_at", "last_interacted_at", "expires_at", "idle_expires_at")
+    return _session({**data, **{name: datetime.fromisoformat(data[name]) for name in moments}})
 
 
 def _session(row: dict[str, Any]) -> SessionRow:
@@ -85,26 +135,23 @@ class Logins(Repository):
 
     # -- the flow a login runs -------------------------------------------------------------
 
-    async def flow_head(self, tenant_id: str, trigger_id: str) -> FlowHead:
-        """The tenant and the versions bound to `trigger_id`, pinned now, in one round trip."""
+    async def flow_head(self, tenant_id: str, trigger_id: str, *, external: ExternalSession | None = None) -> FlowHead:
+        """The tenant and the versions bound to `trigger_id`, pinned now, in one round trip.
+
+        With `external`, the same statement finds the live session an identity
+        server's session stands for, or opens it (again, if it had ended).
+        """
         tid = parse_id(tenant_id, "tenant")
+        params: dict[str, Any] = {"trigger": trigger_id, "tenant": tid}
+        query = _FLOW_HEAD
+        if external is not None:
+            query = _EXTERNAL_SESSION + query.replace(
+                "'null'::jsonb AS session", "(SELECT to_jsonb(s) FROM s) AS session"
+            )
+            params.update(id=new_id(), h=secret_hash(external.token), u=external.user_id, life=external.lifetime,
+                          idle=external.idle)  # fmt: skip
         async with self.statement() as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT t.name, t.limits, t.allowed_redirect_hosts, coalesce(("
-                    "  SELECT jsonb_agg(jsonb_build_object('action_id', a.id::text, 'action_name', a.name,"
-                    "    'version_id', a.deployed_version_id::text) ORDER BY b.position)"
-                    "  FROM bindings b JOIN actions a ON a.tenant_id = b.tenant_id AND a.id = b.action_id"
-                    "  WHERE b.tenant_id = t.id AND b.trigger_id = %(trigger)s AND a.deployed_version_id IS NOT NULL"
-                    "), '[]'::jsonb) AS steps, coalesce(("
-                    "  SELECT jsonb_object_agg(c.key, jsonb_build_object('value', c.value,"
-                    "    'expires_at', floor(extract(epoch FROM c.expires_at) * 1000)))"
-                    "  FROM cache_entries c WHERE c.tenant_id = t.id AND c.trigger_id = %(trigger)s"
-                    "  AND c.expires_at > now()"
-                    "), '{}'::jsonb) AS cache FROM tenants t WHERE t.id = %(tenant)s",
-                    {"trigger": trigger_id, "tenant": tid},
-                )
-            ).fetchone()
+            row = await (await conn.execute(query, params)).fetchone()
         if row is None:
             raise NotFound(f"no tenant with the id {tenant_id!r}")
         return FlowHead(
@@ -114,6 +161,7 @@ class Logins(Repository):
             allowed_redirect_hosts=list(row["allowed_redirect_hosts"]),
             steps=list(row["steps"]),
             cache=dict(row["cache"]),
+            session=_session_from_json(row["session"]) if row["session"] else None,
         )
 
     # -- sessions --------------------------------------------------------------------------
@@ -130,38 +178,6 @@ class Logins(Repository):
             )
         ).fetchone()
         return _session(row) if row else None
-
-    async def external_session(
-        self, tenant_id: str, *, token: str, user_id: str, lifetime: timedelta, idle: timedelta
-    ) -> SessionRow:
-        """The live session an identity server's session stands for, made (or started over) if it has none.
-
-        One statement: a flow API login pays one round trip for its session.
-        """
-        async with self.statement() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO sessions AS s (tenant_id, id, token_hash, kind, user_id, expires_at, idle_expires_at)"
-                " VALUES (%(t)s, %(id)s, %(h)s, 'external', %(u)s, now() + %(life)s, now() + %(idle)s)"
-                " ON CONFLICT (tenant_id, token_hash) DO UPDATE SET"
-                "  id = CASE WHEN s.expires_at > now() AND s.idle_expires_at > now() THEN s.id ELSE excluded.id END,"
-                "  methods = CASE WHEN s.expires_at > now() AND s.idle_expires_at > now()"
-                "    THEN s.methods ELSE '[]'::jsonb END,"
-                "  metadata = CASE WHEN s.expires_at > now() AND s.idle_expires_at > now()"
-                "    THEN s.metadata ELSE '{}'::jsonb END,"
-                "  created_at = CASE WHEN s.expires_at > now() AND s.idle_expires_at > now()"
-                "    THEN s.created_at ELSE now() END,"
-                "  expires_at = CASE WHEN s.expires_at > now() AND s.idle_expires_at > now()"
-                "    THEN s.expires_at ELSE excluded.expires_at END,"
-                "  idle_expires_at = CASE WHEN s.expires_at > now() AND s.idle_expires_at > now()"
-                "    THEN least(s.expires_at, now() + %(idle)s) ELSE excluded.idle_expires_at END,"
-                "  last_interacted_at = now()"
-                " RETURNING *",
-                {"t": parse_id(tenant_id, "tenant"), "id": new_id(), "h": secret_hash(token), "u": user_id,
-                 "life": lifetime, "idle": idle},
-            )  # fmt: skip
-            row = await cursor.fetchone()
-        assert row is not None
-        return _session(row)
 
     async def live_session(self, conn: Conn, tenant_id: str, session_id: str) -> SessionRow | None:
         """A session by its id, if it has not ended (a refresh token's session)."""
@@ -229,7 +245,7 @@ class Logins(Repository):
 
     async def update_session(
         self,
-        conn: Conn,
+        conn: Writer,
         tenant_id: str,
         session_id: str,
         *,
@@ -250,7 +266,7 @@ class Logins(Repository):
              idle_expires_at, parse_id(tenant_id, "tenant"), parse_id(session_id, "session")),
         )  # fmt: skip
 
-    async def end_session(self, conn: Conn, tenant_id: str, session_id: str) -> None:
+    async def end_session(self, conn: Writer, tenant_id: str, session_id: str) -> None:
         await conn.execute(
             "DELETE FROM sessions WHERE tenant_id = %s AND id = %s",
             (parse_id(tenant_id, "tenant"), parse_id(session_id, "session")),
@@ -260,7 +276,7 @@ class Logins(Repository):
 
     async def suspend(
         self,
-        conn: Conn,
+        conn: Writer,
         tenant_id: str,
         *,
         transaction_id: str,
@@ -297,7 +313,7 @@ class Logins(Repository):
 
     # -- flow results (flow API) -----------------------------------------------------------
 
-    async def put_result(self, conn: Conn, tenant_id: str, outcome: dict[str, Any], lifetime: timedelta) -> str:
+    async def put_result(self, conn: Writer, tenant_id: str, outcome: dict[str, Any], lifetime: timedelta) -> str:
         """Keep a finished flow's outcome for the identity server; returns the one-time reference."""
         ref = new_secret()
         await conn.execute(
@@ -323,7 +339,7 @@ class Logins(Repository):
     # -- executions and users, inside a login's transaction ------------------------------
 
     async def record_execution(
-        self, conn: Conn, tenant_id: str, *, execution_id: str | None, trigger_id: str, status: str,
+        self, conn: Writer, tenant_id: str, *, execution_id: str | None, trigger_id: str, status: str,
         results: list[dict[str, Any]],
     ) -> str:  # fmt: skip
         """Insert the flow's execution record, or update it when the flow resumed; returns its id."""
@@ -342,7 +358,7 @@ class Logins(Repository):
         )
         return str(eid)
 
-    async def count_login(self, conn: Conn, tenant_id: str, user_id: str) -> None:
+    async def count_login(self, conn: Writer, tenant_id: str, user_id: str) -> None:
         """A hosted user signed in: logins_count and last_login (event.stats)."""
         await conn.execute(
             "UPDATE users SET logins_count = logins_count + 1, last_login = now() WHERE tenant_id = %s AND id = %s",
@@ -350,7 +366,7 @@ class Logins(Repository):
         )
 
     async def merge_user_metadata(
-        self, conn: Conn, tenant_id: str, user_id: str, *, app: dict[str, Any], user: dict[str, Any]
+        self, conn: Writer, tenant_id: str, user_id: str, *, app: dict[str, Any], user: dict[str, Any]
     ) -> None:
         """Merge metadata updates into a hosted user's profile (a None value deletes the key)."""
         if not app and not user:

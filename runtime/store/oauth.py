@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from runtime.store.base import Conn, Repository, new_id, parse_id
+from runtime.store.base import Conn, Repository, Writer, new_id, parse_id
 from runtime.store.logins import new_secret, secret_hash
 
 __all__ = ["CODE_LIFETIME", "LOGIN_REQUEST_LIFETIME", "REFRESH_TOKEN_LIFETIME", "OAuth", "RefreshToken"]
@@ -76,7 +76,7 @@ class OAuth(Repository):
     # -- authorization codes -------------------------------------------------------------------
 
     async def issue_code(
-        self, conn: Conn, tenant_id: str, *, client_id: str, redirect_uri: str, code_challenge: str,
+        self, conn: Writer, tenant_id: str, *, client_id: str, redirect_uri: str, code_challenge: str,
         grant: dict[str, Any],
     ) -> str:  # fmt: skip
         code = new_secret()
@@ -140,7 +140,7 @@ class OAuth(Repository):
             expires_at=row["expires_at"],
         )
 
-    async def revoke_refresh_token(self, conn: Conn, tenant_id: str, token_id: str) -> None:
+    async def revoke_refresh_token(self, conn: Writer, tenant_id: str, token_id: str) -> None:
         await conn.execute(
             "UPDATE refresh_tokens SET revoked_at = now() WHERE tenant_id = %s AND id = %s",
             (parse_id(tenant_id, "tenant"), parse_id(token_id, "refresh token")),

@@ -399,3 +399,14 @@ def test_an_executor_killed_mid_login_fails_that_login_closed(
     assert outcomes[0]["error"]["class"] == "platform_error"
     assert start(tenant)["id_token_claims"] == {"https://x/ok": 1}
     assert pool.stats()["replaced"] >= 1
+
+
+def test_an_ended_session_starts_over_without_its_methods(tenant: TenantClient, database_url: str) -> None:
+    seed_tenant(tenant)
+    state = state_of(start(tenant)["location"])
+    assert redeem(tenant, come_back(tenant, state, session_token=verified_token(state)))["status"] == "completed"
+    assert start(tenant)["status"] == "completed"  # the session holds the factor
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE sessions SET idle_expires_at = now() - interval '1 second' WHERE tenant_id = %s",
+                     (tenant.id,))  # fmt: skip
+    assert start(tenant)["status"] == "redirect"  # the same session id, but the session had ended

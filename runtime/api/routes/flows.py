@@ -30,7 +30,8 @@ from runtime.flows import FlowResult
 from runtime.flows.redirects import with_query
 from runtime.login.continuation import ORIGINS
 from runtime.login.pages import error_page, redirect
-from runtime.store.base import Conn
+from runtime.store.base import Writer
+from runtime.store.logins import ExternalSession
 
 __all__ = ["ENDPOINTS", "SESSION_IDLE", "SESSION_LIFETIME"]
 
@@ -53,7 +54,7 @@ def interactive(event: dict[str, Any]) -> bool:
 class ApiOrigin:
     """Flows started by the flow API: the result waits for the identity server."""
 
-    async def persist(self, services: Services, conn: Conn, result: FlowResult) -> dict[str, Any]:
+    async def persist(self, services: Services, conn: Writer, result: FlowResult) -> dict[str, Any]:
         if result.status == "redirect" or result.state.transaction_id is None:
             return {}
         ref = await services.store.logins.put_result(conn, result.state.tenant_id, views.flow(result), RESULT_LIFETIME)
@@ -77,21 +78,18 @@ async def start_post_login(call: Call) -> Response:
     services, tenant_id = call.services, call.tenant_id
     event = body.event
     user_id = event["user"]["user_id"]
-    given = list(event.get("authentication", {}).get("methods", []))
-    session_id = None
-    external = event.get("session", {}).get("id")
-    if external is not None:
-        # One session per identity-server session and user: a shared session id never mixes two users' records.
-        session = await services.store.logins.external_session(
-            tenant_id, token=f"{external}\x00{user_id}", user_id=user_id, lifetime=SESSION_LIFETIME, idle=SESSION_IDLE
-        )
-        session_id = session.id
-        given += session.methods
-    event.setdefault("authentication", {})["methods"] = given
+    event.setdefault("authentication", {}).setdefault("methods", [])
+    session_id = event.get("session", {}).get("id")
+    # One session per identity-server session and user: a shared session id never mixes two users' records.
+    external = (
+        ExternalSession(f"{session_id}\x00{user_id}", user_id, SESSION_LIFETIME, SESSION_IDLE)
+        if session_id is not None
+        else None
+    )
     result = await services.flows.begin(
-        tenant_id, event, interactive=interactive(event), session_id=session_id,
+        tenant_id, event, interactive=interactive(event), session_id=None,
         origin={"kind": "api", "resume_url": body.resume_url}, browser=None,
-        persist=lambda conn, result: ORIGINS["api"].persist(services, conn, result),
+        persist=lambda conn, result: ORIGINS["api"].persist(services, conn, result), external=external,
     )  # fmt: skip
     if result.error is not None and result.error["class"] == "resource_exhausted":
         raise ApiError(429, "resource_exhausted", result.error["message"] + "; try again shortly")
