@@ -22,7 +22,7 @@ def configure_logging() -> None:
 
 async def _preflight(settings: Settings) -> None:
     """Check, before serving, that the service can start; StartupError says why not."""
-    from runtime.api.services import StartupError, check_keyring, resolve_keyring
+    from runtime.api.services import StartupError, announce_operator_key, check_keyring, resolve_keyring
     from runtime.store import Store, database_url, migrate
 
     try:
@@ -34,6 +34,8 @@ async def _preflight(settings: Settings) -> None:
     store = await Store.open(url, keyring)
     try:
         await check_keyring(store, keyring)
+        # Before the server processes start, so that the key is made and shown once.
+        await announce_operator_key(store, settings)
     finally:
         await store.close()
 
@@ -45,9 +47,15 @@ def serve(args: argparse.Namespace) -> int:
     from runtime.api.services import StartupError
 
     configure_logging()
-    if args.executors is not None:
-        # Read by every server process, the workers too.
-        os.environ["TOLLGATE_EXECUTORS"] = str(args.executors)
+    cores = os.cpu_count() or 1
+    settings = Settings.from_environment()
+    # One server process per core on a real database; one on the embedded default, which is for
+    # trying things out (and is stopped cleanly only when its last user exits in order).
+    default_workers = 1 if settings.embedded else cores
+    workers = args.workers or int(os.environ.get("TOLLGATE_WORKERS") or default_workers)
+    executors = args.executors or int(os.environ.get("TOLLGATE_EXECUTORS") or max(1, cores // workers))
+    # Read by every server process, the workers too.
+    os.environ["TOLLGATE_EXECUTORS"] = str(executors)
     settings = Settings.from_environment()
     try:
         asyncio.run(_preflight(settings))
@@ -61,12 +69,15 @@ def serve(args: argparse.Namespace) -> int:
     )
     common: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "info", "access_log": True,
                               "log_config": None}  # fmt: skip
-    if args.workers == 1:
+    if workers == 1:
         uvicorn.run(create_app(settings, ready_message=ready), **common)
     else:
-        log.info("Starting %d server processes, each with %d executor processes", args.workers, settings.executors)
+        log.info(
+            "Starting %d server processes, each with %d executor process%s",
+            workers, settings.executors, "" if settings.executors == 1 else "es",
+        )  # fmt: skip
         os.environ["TOLLGATE_READY_MESSAGE"] = ready
-        uvicorn.run("runtime.api.app:app_from_environment", factory=True, workers=args.workers, **common)
+        uvicorn.run("runtime.api.app:app_from_environment", factory=True, workers=workers, **common)
     return 0
 
 
@@ -150,10 +161,13 @@ def add_parsers(sub: Any) -> None:
     parser = sub.add_parser("serve", help="serve the management API (applies migrations first)")
     parser.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="default: 8080")
-    parser.add_argument("--workers", type=_positive, default=1, help="server processes answering HTTP (default: 1)")
+    parser.add_argument(
+        "--workers", type=_positive, default=None,
+        help="server processes answering HTTP (default: TOLLGATE_WORKERS, else one per core)",
+    )  # fmt: skip
     parser.add_argument(
         "--executors", type=_positive, default=None,
-        help="executor processes per server process (default: TOLLGATE_EXECUTORS, else one per core)",
+        help="executor processes per server process (default: TOLLGATE_EXECUTORS, else the cores shared out)",
     )  # fmt: skip
     parser.set_defaults(func=serve)
     parser = sub.add_parser("migrate", help="apply database migrations (also done by serve)")

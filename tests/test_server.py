@@ -211,5 +211,5 @@ def test_serve_with_several_workers(new_database: Any, servers: Any) -> None:
         assert httpx.post(server.url + "/tenants", json={"name": f"w{n}"}, headers=admin, timeout=30).status_code == 201
     assert server.stop() == 0
     output = server.output()
-    assert "Starting 2 server processes, each with 1 executor processes" in output
+    assert "Starting 2 server processes, each with 1 executor process" in output
     assert output.count("Ready: the management API is at") == 2

@@ -31,7 +31,7 @@ from runtime.store import Store, database_url, migrate
 from runtime.store.records import Principal
 from runtime.vault import MasterKeyring
 
-__all__ = ["Services", "StartupError", "resolve_keyring", "start_services", "sweep_forever"]
+__all__ = ["Services", "StartupError", "announce_operator_key", "resolve_keyring", "start_services", "sweep_forever"]
 
 log = logging.getLogger("tollgate")
 
@@ -156,6 +156,15 @@ async def check_keyring(store: Store, keyring: MasterKeyring | None) -> None:
         )
 
 
+async def announce_operator_key(store: Store, settings: Settings) -> None:
+    """Say where the operator key comes from; make one on first start and print it, once."""
+    origin, new_key = await store.keys.ensure_operator_key(settings.operator_key is not None)
+    log.info("Operator key: %s", origin)
+    if new_key is not None:
+        # Shown once: only its hash is stored.
+        print(f"\n  Operator API key (shown once, keep it safe): {new_key}\n", flush=True)
+
+
 async def start_services(settings: Settings, *, executors: int | None = None) -> Services:
     log.info("Starting Tollgate (%s)", settings)
     if settings.embedded:
@@ -173,11 +182,7 @@ async def start_services(settings: Settings, *, executors: int | None = None) ->
     try:
         await check_keyring(store, keyring)
         operator_hash = hashlib.sha256(settings.operator_key.encode()).digest() if settings.operator_key else None
-        origin, new_key = await store.keys.ensure_operator_key(settings.operator_key is not None)
-        log.info("Operator key: %s", origin)
-        if new_key is not None:
-            # Shown once: only its hash is stored.
-            print(f"\n  Operator API key (shown once, keep it safe): {new_key}\n", flush=True)
+        await announce_operator_key(store, settings)
         count = executors or settings.executors
         log.info("Starting %d executor process%s for sandboxed work", count, "" if count == 1 else "es")
         pool = await anyio.to_thread.run_sync(lambda: ExecutorPool(processes=count))

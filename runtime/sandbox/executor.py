@@ -27,7 +27,7 @@ from runtime.sandbox.compiler import CompiledAction, compile_action
 from runtime.sandbox.errors import ActionError, PlatformError, SandboxError, error_from_dict
 from runtime.triggers import host_functions as trigger_host_functions
 
-__all__ = ["ExecutionResult", "Stats", "Trace", "execute"]
+__all__ = ["ExecutionResult", "Stats", "Trace", "execute", "execute_packed", "pack_request"]
 
 DEFAULT_LIMITS = Limits()
 
@@ -187,6 +187,48 @@ def execute(
     comes from the CSPRNG and the clock from the system.
     A :class:`PlatformError` is raised only when the platform itself fails.
     """
+    try:
+        request = pack_request(action.trigger, handler, event, secrets=secrets, cache=cache)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the event is not JSON-like data: {exc}") from None
+    return execute_packed(
+        action, request, limits=limits, host_functions=host_functions, seed=seed, now_ms=now_ms,
+        replay_host_calls=replay_host_calls,
+    )  # fmt: skip
+
+
+def pack_request(
+    trigger: str,
+    handler: str,
+    event: Mapping[str, Any],
+    *,
+    secrets: Mapping[str, str] | None = None,
+    cache: Mapping[str, Mapping[str, Any]] | None = None,
+) -> bytes:
+    """What the guest reads: the handler, the event with `secrets` as ``event.secrets``, the cache (msgpack).
+
+    Made once by whoever has the event: the executor pool packs it in the
+    server and the executor hands the bytes to the guest as they came.
+    """
+    full_event = dict(event)
+    full_event["secrets"] = dict(secrets) if secrets is not None else dict(event.get("secrets") or {})
+    packed: bytes = msgpack.packb(
+        {"trigger": trigger, "handler": handler, "event": full_event, "cache": dict(cache or {})}
+    )
+    return packed
+
+
+def execute_packed(
+    action: CompiledAction,
+    request: bytes,
+    *,
+    limits: Limits | None = None,
+    host_functions: Mapping[str, HostFunction] | None = None,
+    seed: bytes | None = None,
+    now_ms: float | None = None,
+    replay_host_calls: Sequence[Mapping[str, Any]] | None = None,
+) -> ExecutionResult:
+    """:func:`execute` with the guest's request already packed by :func:`pack_request`."""
     limits = limits or DEFAULT_LIMITS
     if host_functions is None:
         host_functions = trigger_host_functions(action.trigger)
@@ -199,15 +241,6 @@ def execute(
     action = _recompiled.current(action)
     if hashlib.sha256(action.bytecode).hexdigest() != action.bytecode_sha256:
         raise PlatformError("The action's bytecode does not match its digest; compile the action again")
-
-    full_event = dict(event)
-    full_event["secrets"] = dict(secrets) if secrets is not None else dict(event.get("secrets") or {})
-    try:
-        request = msgpack.packb(
-            {"trigger": action.trigger, "handler": handler, "event": full_event, "cache": dict(cache or {})}
-        )
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"the event is not JSON-like data: {exc}") from None
 
     call = guest_call(
         b"tg_run",

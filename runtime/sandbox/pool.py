@@ -47,7 +47,7 @@ import msgpack
 from runtime.limits import Limits
 from runtime.sandbox.compiler import CompiledAction
 from runtime.sandbox.errors import PlatformError, error_from_dict
-from runtime.sandbox.executor import ExecutionResult
+from runtime.sandbox.executor import ExecutionResult, pack_request
 
 __all__ = ["SCRUBBED_ENVIRONMENT", "ExecutorPool"]
 
@@ -87,7 +87,7 @@ def _executor_main(conn: Connection) -> None:
     for name in SCRUBBED_ENVIRONMENT:
         os.environ.pop(name, None)
     from runtime.sandbox import _engine
-    from runtime.sandbox.executor import execute
+    from runtime.sandbox.executor import execute_packed
 
     build_id = _engine.engine().build_id
     actions: OrderedDict[str, CompiledAction] = OrderedDict()  # the actions run lately, by bytecode digest
@@ -117,13 +117,10 @@ def _executor_main(conn: Connection) -> None:
             actions.move_to_end(request["action_ref"])
             action = found
         try:
-            result = execute(
+            result = execute_packed(
                 action,
-                request["handler"],
-                request["event"],
-                secrets=request["secrets"],
+                request["guest"],
                 limits=Limits(**request["limits"]),
-                cache=request["cache"],
                 seed=request["seed"],
                 now_ms=request["now_ms"],
                 replay_host_calls=request["replay_host_calls"],
@@ -309,12 +306,14 @@ class ExecutorPool:
         if self._closed:
             raise PlatformError("the executor pool is closed")
         limits = limits or Limits()
+        try:
+            # Packed here, once: the executor hands these bytes to the guest as they are.
+            guest = pack_request(action.trigger, handler, event, secrets=secrets, cache=cache)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the event is not JSON-like data: {exc}") from None
         fields: dict[str, Any] = {
-            "handler": handler,
-            "event": event,
-            "secrets": secrets,
+            "guest": guest,
             "limits": limits.as_dict(),
-            "cache": cache or {},
             "seed": seed,
             "now_ms": now_ms,
             "replay_host_calls": replay_host_calls,

@@ -239,6 +239,8 @@ class Keys(Repository):
         if from_environment:
             return "the TOLLGATE_OPERATOR_KEY environment variable", None
         async with self.transaction() as conn:
+            # Server processes starting together make one key between them.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('tollgate: the operator key'))")
             existing = await (
                 await conn.execute("SELECT 1 FROM api_keys WHERE kind = 'operator' AND revoked_at IS NULL")
             ).fetchone()

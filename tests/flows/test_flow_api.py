@@ -410,3 +410,29 @@ def test_an_ended_session_starts_over_without_its_methods(tenant: TenantClient, 
         conn.execute("UPDATE sessions SET idle_expires_at = now() - interval '1 second' WHERE tenant_id = %s",
                      (tenant.id,))  # fmt: skip
     assert start(tenant)["status"] == "redirect"  # the same session id, but the session had ended
+
+
+def test_a_tenant_over_its_concurrency_quota_gets_resource_exhausted_at_once(
+    tenant: TenantClient, api: Any, operator_headers: dict[str, str]
+) -> None:
+    api.patch(f"/api/v2/tenants/{tenant.id}", json={"limits": {"max_concurrent_executions": 1, "wall_ms": 1500,
+              "fuel": 50_000_000_000}}, headers=operator_headers)  # fmt: skip
+    bind(tenant, ("slow", "exports.onExecutePostLogin = async () => { const end = Date.now(); for (let i = 0;"
+                         " i < 1e12; i++) {} };"))  # fmt: skip
+    replies: list[Any] = []
+    body = {"event": base_event(None), "resume_url": RESUME}
+
+    def call() -> None:
+        replies.append(tenant.post("/api/v2/flows/post-login", json=body))
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = sorted(r.status_code for r in replies)
+    assert statuses == [200, 429]
+    refused = next(r for r in replies if r.status_code == 429).json()
+    assert refused["errorCode"] == "resource_exhausted"
+    ran = next(r for r in replies if r.status_code == 200).json()
+    assert ran["error"]["class"] == "action_timeout"
