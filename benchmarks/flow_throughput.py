@@ -449,14 +449,24 @@ class CpuMeter:
         ).fetchall()
         return [int(r[0]) for r in rows]
 
+    def _processes(self) -> tuple[list[int], list[int]]:
+        """(server processes, executor processes): with several workers the started process is only
+        their parent, each worker runs an event loop and has its own executors."""
+        children = {pid: _children(pid) for pid in _children(self.server_pid)}
+        workers = [pid for pid, below in children.items() if below]
+        if workers:
+            return workers, [pid for worker in workers for pid in children[worker]]
+        return [self.server_pid], list(children)
+
     def snapshot(self) -> CpuSnapshot:
-        executors = [_proc_cpu(f"/proc/{pid}/stat") for pid in _children(self.server_pid)]
+        servers, executor_pids = self._processes()
+        executors = [_proc_cpu(f"/proc/{pid}/stat") for pid in executor_pids]
         postgres = {pid: _proc_cpu(f"/proc/{pid}/stat") for pid in self._postgres_pids()}
         return CpuSnapshot(
             at=time.perf_counter(),
             machine_busy=_machine_busy()[0],
-            server_main_thread=_proc_cpu(f"/proc/{self.server_pid}/task/{self.server_pid}/stat") or 0.0,
-            server_process=_proc_cpu(f"/proc/{self.server_pid}/stat") or 0.0,
+            server_main_thread=sum(_proc_cpu(f"/proc/{pid}/task/{pid}/stat") or 0.0 for pid in servers),
+            server_process=sum(_proc_cpu(f"/proc/{pid}/stat") or 0.0 for pid in servers),
             executors=sum(c for c in executors if c is not None),
             postgres={pid: c for pid, c in postgres.items() if c is not None},
             parent=_cpu_self(),
@@ -532,7 +542,16 @@ def free_port() -> int:
 
 
 class Server:
-    """``python -m runtime.cli serve`` as a subprocess, with its defaults (one worker, one executor per core)."""
+    """``python -m runtime.cli serve`` as a subprocess, with its defaults."""
+
+    def layout(self) -> dict[str, int]:
+        """How many server processes and executors per server process it started, from its log."""
+        text = self.log_path.read_text(errors="replace")
+        several = re.search(r"Starting (\d+) server processes, each with (\d+) executor", text)
+        if several:
+            return {"workers": int(several.group(1)), "executors_per_worker": int(several.group(2))}
+        one = re.search(r"Starting (\d+) executor process", text)
+        return {"workers": 1, "executors_per_worker": int(one.group(1)) if one else 0}
 
     def __init__(self, database_url: str, home: Path, log_path: Path) -> None:
         from runtime.vault import MasterKeyring
@@ -893,8 +912,9 @@ def profile_server(pid: int, seconds: float, out: Path) -> dict[str, Any] | None
     spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if spy is None:
         return None
+    # --subprocesses: with several workers the server's processes are the started one's children.
     command = [spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", "250",
-               "--format", "raw", "--threads", "--nonblocking", "--output", str(out)]  # fmt: skip
+               "--format", "raw", "--threads", "--subprocesses", "--nonblocking", "--output", str(out)]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not out.exists():
         return {"error": (done.stderr or done.stdout).strip()[-300:]}
@@ -906,7 +926,8 @@ def profile_server(pid: int, seconds: float, out: Path) -> dict[str, Any] | None
             continue
         frames = stack.split(";")
         threads[frames[0].split(": ", 1)[-1]] += int(count)
-        if frames[0].endswith(": MainThread"):  # uvicorn runs the event loop in the main thread
+        # uvicorn runs the event loop in the main thread; the executors' main threads run no event loop.
+        if frames[0].endswith(": MainThread") and any("uvicorn" in frame for frame in frames):
             parts[classify_stack(frames[1:])] += int(count)
     total = sum(parts.values())
     working = total - parts[EPOLL]
@@ -1288,9 +1309,9 @@ def assemble(
         "engine_build_id": engine.load().build_id,
         "server": {
             "command": " ".join(server.command[1:]),
-            "workers": 1,
-            "executors": os.cpu_count(),
-            "note": "the defaults of `tollgate serve`: one uvicorn worker, one executor per core, access log on",
+            **server.layout(),
+            "note": "the defaults of `tollgate serve` on a real database: a server process per core, "
+            "the cores shared out as executors, access log on",
         },
         "workload": {
             "action": ACTION_CODE,
@@ -1458,7 +1479,8 @@ def print_report(report: dict[str, Any]) -> None:
     cpu = b["cpu_per_flow_at_saturation"]
     say(
         f"\nWhere the CPU goes at saturation, µs per flow (the machine {cpu['machine_busy_cores']:.2f} of "
-        f"{report['machine']['cpus']} cores busy; the event loop thread {cpu['server_event_loop_busy_fraction']:.0%}):"
+        f"{report['machine']['cpus']} cores busy; the event loop threads {cpu['server_event_loop_busy_fraction']:.0%} "
+        f"of one core):"
     )
     for key in CPU_PARTS:
         say(f"  {key.replace('_', ' '):42} {cpu[key + '_us']:7,.0f}")

@@ -102,10 +102,7 @@ class Services:
         limits: Limits,
         cache: Mapping[str, Any],
     ) -> ExecutionResult:
-        result: ExecutionResult = await anyio.to_thread.run_sync(
-            lambda: self.executors.execute(action, handler, event, secrets=secrets, limits=limits, cache=cache)
-        )
-        return result
+        return await self.executors.execute_async(action, handler, event, secrets=secrets, limits=limits, cache=cache)
 
     async def close(self) -> None:
         await anyio.to_thread.run_sync(self.executors.close)

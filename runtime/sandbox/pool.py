@@ -28,7 +28,9 @@ from any thread.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -38,10 +40,12 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+import anyio.to_thread
 import msgpack
 
 from runtime.limits import Limits
@@ -129,6 +133,42 @@ def _executor_main(conn: Connection) -> None:
         except PlatformError as exc:
             reply = {"platform_error": exc.message}
         conn.send_bytes(msgpack.packb(reply))
+
+
+class _NoAnswer(Exception):
+    """The executor did not answer in time."""
+
+
+async def _readable(fd: int, timeout_s: float) -> None:
+    """Wait on the running event loop until `fd` has something to read; _NoAnswer after `timeout_s`."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await asyncio.wait_for(ready, timeout_s)
+    except TimeoutError:
+        raise _NoAnswer from None
+    finally:
+        loop.remove_reader(fd)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """An execution's request, made for whichever executor takes it, and how to ask for it."""
+
+    request_for: Callable[..., bytes]
+    ask: dict[str, Any]
+
+
+def _result(reply: dict[str, Any]) -> ExecutionResult:
+    if "platform_error" in reply:
+        raise PlatformError(reply["platform_error"])
+    return ExecutionResult.from_wire(reply["result"])
 
 
 class _Executor:
@@ -303,6 +343,45 @@ class ExecutorPool:
         Raises :class:`PlatformError` when the executor dies or overruns its
         deadline (the action's ``wall_ms`` plus the pool's margin).
         """
+        request = self._execution_request(
+            action, handler, event, secrets=secrets, limits=limits, cache=cache, seed=seed, now_ms=now_ms,
+            replay_host_calls=replay_host_calls,
+        )  # fmt: skip
+        return _result(self._ask(request.request_for, **request.ask))
+
+    async def execute_async(
+        self,
+        action: CompiledAction,
+        handler: str,
+        event: Mapping[str, Any],
+        *,
+        secrets: Mapping[str, str] | None = None,
+        limits: Limits | None = None,
+        cache: Mapping[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """:meth:`execute` for a caller on an asyncio event loop (the server).
+
+        The request is written and the answer awaited on the loop itself: no
+        hop to a worker thread and back, which costs more than the pipe. Only
+        when every executor is busy is the wait for one done in a thread.
+        """
+        request = self._execution_request(action, handler, event, secrets=secrets, limits=limits, cache=cache)
+        taken = self._acquire(1, wait=False) or await anyio.to_thread.run_sync(self._acquire, 1)
+        return _result(await self._ask_async(taken[0], request.request_for, **request.ask))
+
+    def _execution_request(
+        self,
+        action: CompiledAction,
+        handler: str,
+        event: Mapping[str, Any],
+        *,
+        secrets: Mapping[str, str] | None,
+        limits: Limits | None,
+        cache: Mapping[str, Any] | None,
+        seed: bytes | None = None,
+        now_ms: float | None = None,
+        replay_host_calls: list[dict[str, Any]] | None = None,
+    ) -> _Request:
         if self._closed:
             raise PlatformError("the executor pool is closed")
         limits = limits or Limits()
@@ -328,10 +407,7 @@ class ExecutorPool:
             )
             return packed
 
-        reply = self._ask(request_for, wall_ms=limits.wall_ms, build_id=action.build_id, action_key=key)
-        if "platform_error" in reply:
-            raise PlatformError(reply["platform_error"])
-        return ExecutionResult.from_wire(reply["result"])
+        return _Request(request_for, {"wall_ms": limits.wall_ms, "build_id": action.build_id, "action_key": key})
 
     def compile(
         self, source: str | bytes, *, trigger: str, limits: Limits | None = None, max_source_bytes: int = 100 * 1024
@@ -386,22 +462,68 @@ class ExecutorPool:
         names the action the executor will then keep.
         """
         (executor,) = self._acquire(1)
-        timeout_s = wall_ms / 1000 + self._margin_s
-        if build_id is not None and build_id != executor.build_id:
-            timeout_s += _RECOMPILE_ALLOWANCE_S
+        timeout_s = self._deadline_s(executor, wall_ms, build_id)
         reply = self._exchange(executor, request_for(executor), timeout_s)
         if reply.get("unknown_action"):
             # The executor no longer keeps it (it can only have forgotten it): send it whole.
             reply = self._exchange(executor, request_for(executor, full=True), timeout_s)
+        self._done(executor, action_key)
+        return reply
+
+    async def _ask_async(
+        self,
+        executor: _Executor,
+        request_for: Callable[..., bytes],
+        *,
+        wall_ms: int,
+        build_id: str | None = None,
+        action_key: str | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`_ask` on an executor already held, awaiting the answer on the event loop."""
+        timeout_s = self._deadline_s(executor, wall_ms, build_id)
+        reply = await self._exchange_async(executor, request_for(executor), timeout_s)
+        if reply.get("unknown_action"):
+            reply = await self._exchange_async(executor, request_for(executor, full=True), timeout_s)
+        self._done(executor, action_key)
+        return reply
+
+    def _deadline_s(self, executor: _Executor, wall_ms: int, build_id: str | None) -> float:
+        """How long to wait for an answer: the wall-clock limit, the margin, and a recompilation if due."""
+        timeout_s = wall_ms / 1000 + self._margin_s
+        if build_id is not None and build_id != executor.build_id:
+            timeout_s += _RECOMPILE_ALLOWANCE_S
+        return timeout_s
+
+    def _done(self, executor: _Executor, action_key: str | None) -> None:
+        """An executor answered: note the action it now keeps and give it back."""
         if action_key is not None:
             if len(executor.actions) >= _ACTIONS_NAMED:
                 executor.actions.clear()
             executor.actions.add(action_key)
         self._release(executor)
-        return reply
 
     def _exchange(self, executor: _Executor, request: bytes, timeout_s: float) -> dict[str, Any]:
-        """Send `request` to a held executor and read its reply within `timeout_s`.
+        """Send `request` to a held executor and read its reply within `timeout_s`."""
+        with self._conversation(executor, timeout_s):
+            executor.conn.send_bytes(request)
+            if not executor.conn.poll(timeout_s):
+                raise _NoAnswer
+            reply: dict[str, Any] = msgpack.unpackb(executor.conn.recv_bytes())
+            return reply
+
+    async def _exchange_async(self, executor: _Executor, request: bytes, timeout_s: float) -> dict[str, Any]:
+        """:meth:`_exchange`, awaiting the reply on the running event loop."""
+        with self._conversation(executor, timeout_s):
+            # Requests are small next to the pipe's buffer, so the write does not wait for the
+            # executor; one that stopped reading fails it within the margin (SO_SNDTIMEO).
+            executor.conn.send_bytes(request)
+            await _readable(executor.conn.fileno(), timeout_s)
+            reply: dict[str, Any] = msgpack.unpackb(executor.conn.recv_bytes())
+            return reply
+
+    @contextlib.contextmanager
+    def _conversation(self, executor: _Executor, timeout_s: float) -> Iterator[None]:
+        """One request and its reply with a held executor.
 
         An executor that dies, stalls or is interrupted mid-conversation is
         dropped: its pipe may still carry a late reply, which must never be
@@ -409,10 +531,17 @@ class ExecutorPool:
         """
         started = time.monotonic()
         try:
-            executor.conn.send_bytes(request)
-            if executor.conn.poll(timeout_s):
-                reply: dict[str, Any] = msgpack.unpackb(executor.conn.recv_bytes())
-                return reply
+            yield
+        except _NoAnswer:
+            log.error(
+                "executor pid %d did not answer within %.2f s (the request's wall-clock limit plus a %.1f s margin); "
+                "killed it, a replacement is starting",
+                executor.pid,
+                timeout_s,
+                self._margin_s,
+            )
+            self._discard(executor)
+            raise PlatformError("The executor running the action stopped answering; it was replaced") from None
         except BlockingIOError:
             log.error(
                 "executor pid %d stopped reading its requests (a write stalled for %.1f s); "
@@ -434,18 +563,9 @@ class ExecutorPool:
         except BaseException:
             self._discard(executor)
             raise
-        log.error(
-            "executor pid %d did not answer within %.2f s (the request's wall-clock limit plus a %.1f s margin); "
-            "killed it, a replacement is starting",
-            executor.pid,
-            timeout_s,
-            self._margin_s,
-        )
-        self._discard(executor)
-        raise PlatformError("The executor running the action stopped answering; it was replaced")
 
-    def _acquire(self, count: int) -> list[_Executor]:
-        """Take `count` free executors at once, waiting for them.
+    def _acquire(self, count: int, *, wait: bool = True) -> list[_Executor]:
+        """Take `count` free executors at once, waiting for them (or, without `wait`, none if none is free).
 
         Every request is a chance to start the replacements the pool lacks,
         so a pool whose replacements failed to start grows back once starting
@@ -475,6 +595,8 @@ class ExecutorPool:
                     continue
                 if len(self._all) < count and self._start_failures > failures:
                     raise PlatformError("No executor could be started to run the action; try again")
+                if not wait:
+                    return []
                 wakeup.wait()
 
     def _release(self, executor: _Executor) -> None:

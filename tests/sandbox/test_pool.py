@@ -302,3 +302,51 @@ def test_executors_keep_the_actions_they_ran_and_get_a_forgotten_one_whole() -> 
         stranger = compile_action("exports.onExecutePostLogin = async (e, api) => { api.access.deny('x'); };")
         executor.actions.add(stranger.bytecode_sha256)  # as if sent before, but the executor never had it
         assert single.execute(stranger, "onExecutePostLogin", EVENT).commands == [{"type": "deny", "reason": "x"}]
+
+
+def test_asyncio_callers_get_the_same_results_and_failures(
+    pool: ExecutorPool, busy_loop: CompiledAction, custom_factor: CompiledAction
+) -> None:
+    """execute_async: results as execute's; many at once; a killed executor fails its call only."""
+    import asyncio
+
+    async def scenario() -> None:
+        kwargs: dict[str, Any] = {"secrets": SECRETS, "limits": Limits()}
+        results = await asyncio.gather(
+            *(pool.execute_async(custom_factor, "onExecutePostLogin", EVENT, **kwargs) for _ in range(20))
+        )
+        assert all(r.ok and r.commands[0]["type"] == "redirect" for r in results)
+        slow = asyncio.create_task(
+            pool.execute_async(busy_loop, "onExecutePostLogin", EVENT, limits=Limits(wall_ms=20_000, fuel=10**12))
+        )
+        deadline = time.monotonic() + HANG_S
+        while not (busy := pool.pids(busy_only=True)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        os.kill(busy[0], signal.SIGKILL)
+        with pytest.raises(PlatformError, match="failed; it was replaced"):
+            await slow
+        after = await pool.execute_async(custom_factor, "onExecutePostLogin", EVENT, **kwargs)
+        assert after.ok
+
+    asyncio.run(scenario())
+    wait_for(lambda: pool.stats()["alive"] == pool.size, "the pool to be whole again")
+
+
+def test_an_asyncio_caller_does_not_wait_past_the_deadline_of_a_stopped_executor(
+    pool: ExecutorPool, busy_loop: CompiledAction
+) -> None:
+    import asyncio
+
+    async def scenario() -> None:
+        call = asyncio.create_task(
+            pool.execute_async(busy_loop, "onExecutePostLogin", EVENT, limits=Limits(wall_ms=300, fuel=10**12))
+        )
+        deadline = time.monotonic() + HANG_S
+        while not (busy := pool.pids(busy_only=True)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        os.kill(busy[0], signal.SIGSTOP)
+        with pytest.raises(PlatformError, match="stopped answering"):
+            await asyncio.wait_for(call, HANG_S)
+
+    asyncio.run(scenario())
+    wait_for(lambda: pool.stats()["alive"] == pool.size, "the pool to be whole again")
