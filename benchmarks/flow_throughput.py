@@ -925,10 +925,12 @@ def profile_server(pid: int, seconds: float, out: Path) -> dict[str, Any] | None
         if not stack or not count.isdigit():
             continue
         frames = stack.split(";")
-        threads[frames[0].split(": ", 1)[-1]] += int(count)
+        # With --subprocesses a stack starts with its processes (parent first), then its thread.
+        at = next((i for i, frame in enumerate(frames) if frame.startswith("thread (")), 0)
+        threads[frames[at].split(": ", 1)[-1]] += int(count)
         # uvicorn runs the event loop in the main thread; the executors' main threads run no event loop.
-        if frames[0].endswith(": MainThread") and any("uvicorn" in frame for frame in frames):
-            parts[classify_stack(frames[1:])] += int(count)
+        if frames[at].endswith(": MainThread") and any("uvicorn" in frame for frame in frames):
+            parts[classify_stack(frames[at + 1 :])] += int(count)
     total = sum(parts.values())
     working = total - parts[EPOLL]
     return {

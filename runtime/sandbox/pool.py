@@ -140,21 +140,26 @@ class _NoAnswer(Exception):
 
 
 async def _readable(fd: int, timeout_s: float) -> None:
-    """Wait on the running event loop until `fd` has something to read; _NoAnswer after `timeout_s`."""
+    """Wait on the running event loop until `fd` has something to read; _NoAnswer after `timeout_s`.
+
+    A reader and a timer on the loop (asyncio.wait_for would add a task per call).
+    """
     loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
+    ready: asyncio.Future[bool] = loop.create_future()
 
-    def wake() -> None:
+    def settle(answered: bool) -> None:
         if not ready.done():
-            ready.set_result(None)
+            ready.set_result(answered)
 
-    loop.add_reader(fd, wake)
+    loop.add_reader(fd, settle, True)
+    timer = loop.call_later(timeout_s, settle, False)
     try:
-        await asyncio.wait_for(ready, timeout_s)
-    except TimeoutError:
-        raise _NoAnswer from None
+        answered = await ready
     finally:
         loop.remove_reader(fd)
+        timer.cancel()
+    if not answered:
+        raise _NoAnswer
 
 
 @dataclass(frozen=True)
