@@ -805,7 +805,7 @@ def measure_store(
     """
     import psycopg
 
-    from runtime.api.routes.flows import SESSION_IDLE, SESSION_LIFETIME
+    from runtime.flows import SESSION_IDLE, SESSION_LIFETIME
     from runtime.store import Store
     from runtime.store.logins import ExternalSession
     from runtime.vault import MasterKeyring

@@ -49,6 +49,9 @@ log = logging.getLogger("tollgate.flows")
 
 TRIGGER = "post-login"
 TRANSACTION_LIFETIME = timedelta(hours=1)
+# Login sessions, as the hosted product's defaults: 7 days at most, 3 days idle.
+SESSION_LIFETIME = timedelta(days=7)
+SESSION_IDLE = timedelta(days=3)
 _VERSION_CACHE_SIZE = 2048
 
 

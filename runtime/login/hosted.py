@@ -44,7 +44,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from runtime.api.services import Services
-from runtime.flows import FlowResult
+from runtime.flows import SESSION_IDLE, SESSION_LIFETIME, FlowResult
 from runtime.flows.outcome import iso_now
 from runtime.login import tokens
 from runtime.login.continuation import BROWSER_COOKIE, ORIGINS, FormTooLarge, read_form, request_event
@@ -64,12 +64,6 @@ SCOPES = ("openid", "profile", "email", "offline_access")
 CONNECTION = "Username-Password-Authentication"
 ID_TOKEN_LIFETIME_S = 36000
 ACCESS_TOKEN_LIFETIME_S = 86400
-
-
-def _session_lifetimes() -> tuple[Any, Any]:
-    from runtime.api.routes.flows import SESSION_IDLE, SESSION_LIFETIME
-
-    return SESSION_LIFETIME, SESSION_IDLE
 
 
 def issuer(request: Request, tenant_name: str) -> str:
@@ -222,7 +216,7 @@ async def login(request: Request) -> Response:
     if not await anyio.to_thread.run_sync(verify_password, stored, password) or user is None:
         return _login_form(tenant, client, request_id, email=email, error="Wrong email or password.")
     logins = services.store.logins
-    lifetime, idle = _session_lifetimes()
+    lifetime, idle = SESSION_LIFETIME, SESSION_IDLE
     token = new_secret()
     first_factor = [{"name": "pwd", "timestamp": iso_now()}]
     async with logins.transaction() as conn:

@@ -26,18 +26,15 @@ from runtime.api.endpoints import Call, Endpoint, json
 from runtime.api.errors import ApiError
 from runtime.api.models import FlowStart
 from runtime.api.services import Services
-from runtime.flows import FlowResult
+from runtime.flows import SESSION_IDLE, SESSION_LIFETIME, FlowResult
 from runtime.flows.redirects import with_query
 from runtime.login.continuation import ORIGINS
 from runtime.login.pages import error_page, redirect
 from runtime.store.base import Writer
 from runtime.store.logins import ExternalSession
 
-__all__ = ["ENDPOINTS", "SESSION_IDLE", "SESSION_LIFETIME"]
+__all__ = ["ENDPOINTS"]
 
-# As the hosted product's defaults: 3 days idle, 7 days at most.
-SESSION_LIFETIME = timedelta(days=7)
-SESSION_IDLE = timedelta(days=3)
 RESULT_LIFETIME = timedelta(minutes=10)
 
 NON_INTERACTIVE_PROTOCOLS = ("oauth2-resource-owner", "oauth2-refresh-token", "oauth2-password", "oauth2-webauthn")
