@@ -113,15 +113,19 @@ class Quotas(_WholeNumbers):
 
     ``max_actions`` actions per tenant; ``max_concurrent_executions`` at once
     (past it a login fails with ``resource_exhausted``, as in the hosted
-    product); ``max_code_bytes`` per action's source (past it: HTTP 413).
+    product); ``max_code_bytes`` per action's source (past it: HTTP 413);
+    ``execution_retention_days`` for which execution records are kept.
     """
 
     max_actions: int = 100
     max_concurrent_executions: int = 50
     max_code_bytes: int = 100 * KiB
+    execution_retention_days: int = 10
 
 
-PLATFORM_QUOTA_MAXIMUMS = Quotas(max_actions=1_000, max_concurrent_executions=1_000, max_code_bytes=1 * MiB)
+PLATFORM_QUOTA_MAXIMUMS = Quotas(
+    max_actions=1_000, max_concurrent_executions=1_000, max_code_bytes=1 * MiB, execution_retention_days=90
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -190,12 +190,16 @@ async def start_services(settings: Settings, *, executors: int | None = None) ->
 
 
 async def sweep_forever(services: Services, every_s: float = 60.0) -> None:
-    """Delete expired cache entries, sessions, suspended flows and results, every minute."""
+    """Delete expired cache entries, sessions, suspended flows, results and old execution records, every minute."""
     while True:
         await asyncio.sleep(every_s)
         try:
             entries = await services.store.cache.sweep()
-            rows = await services.store.logins.sweep() + await services.store.oauth.sweep()
+            rows = (
+                await services.store.logins.sweep()
+                + await services.store.oauth.sweep()
+                + await services.store.executions.sweep()
+            )
             if entries or rows:
                 log.info("Swept %d expired cache entries and %d expired login rows", entries, rows)
         except Exception:

@@ -128,6 +128,29 @@ def execution(e: Execution) -> dict[str, Any]:
         "kind": e.kind,
         "status": e.status,
         "results": e.results,
+        "event": e.event,
+        "created_at": when(e.created_at),
+        "updated_at": when(e.updated_at),
+    }
+
+
+def execution_summary(e: Execution) -> dict[str, Any]:
+    """A record in a list: what ran and how it ended, without the logs and traces."""
+    return {
+        "id": e.id,
+        "trigger_id": e.trigger_id,
+        "kind": e.kind,
+        "status": e.status,
+        "actions": [
+            {
+                "action_id": r.get("action_id"),
+                "action_name": r.get("action_name"),
+                "handler": r.get("handler"),
+                "status": r.get("status"),
+                "error_class": (r.get("error") or {}).get("class"),
+            }
+            for r in e.results
+        ],
         "created_at": when(e.created_at),
         "updated_at": when(e.updated_at),
     }

@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgpack
+
 from runtime.flows.outcome import Outcome, apply_commands, iso_now
 from runtime.flows.redirects import RedirectRefused, checked_target, with_query
 from runtime.limits import TenantLimits
@@ -77,6 +79,8 @@ class FlowState:
     transaction_id: str | None = None
     # How many of outcome.methods the session already holds.
     methods_saved: int = 0
+    # The event as the flow started, for its execution record (written at the first stop, then dropped).
+    start_event: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,6 +145,7 @@ class FlowRunner:
             authentication = event.setdefault("authentication", {})
             authentication["methods"] = [*authentication.get("methods", []), *head.session.methods]
         state = FlowState(
+            start_event=msgpack.unpackb(msgpack.packb(event)),  # a copy: the actions' changes come later
             tenant_id=tenant_id,
             tenant_name=head.tenant_name,
             steps=head.steps,
@@ -222,6 +227,11 @@ class FlowRunner:
                     state.results.append(entry)
                     return await self._stop(state, outcome, "failed", exc.to_dict(), browser=browser, persist=persist)
             entry = _entry(step, handler, started, status=result.status, error=None, result=result.to_wire())
+            # What replay needs beyond the flow's start event and the earlier entries' commands.
+            if state.resuming:
+                entry["request"] = state.event.get("request")
+            if cache:
+                entry["cache"] = cache
             state.results.append(entry)
             if not result.ok:
                 assert result.error is not None
@@ -276,8 +286,9 @@ class FlowRunner:
         async with logins.writes() as conn:
             result.execution_id = state.execution_id = await logins.record_execution(
                 conn, state.tenant_id, execution_id=state.execution_id, trigger_id=TRIGGER, status=record_status,
-                results=state.results,
+                results=state.results, event=state.start_event,
             )  # fmt: skip
+            state.start_event = None
             new_methods = outcome.methods[state.methods_saved :]
             if state.session_id is not None and (new_methods or outcome.session):
                 await logins.update_session(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
+from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from runtime.limits import Quotas
 from runtime.store.base import Repository, new_id, parse_id
 from runtime.store.errors import NotFound
 from runtime.store.records import Execution
@@ -23,6 +26,7 @@ def _execution(row: dict[str, Any]) -> Execution:
         results=list(row["results"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        event=row.get("event"),
     )
 
 
@@ -30,15 +34,24 @@ class Executions(Repository):
     """A tenant's execution records."""
 
     async def record(
-        self, tenant_id: str, *, trigger_id: str, kind: str, status: str, results: list[dict[str, Any]]
-    ) -> Execution:
+        self, tenant_id: str, *, trigger_id: str, kind: str, status: str, results: list[dict[str, Any]],
+        event: dict[str, Any] | None = None,
+    ) -> Execution:  # fmt: skip
         tid = parse_id(tenant_id, "tenant")
         async with self.transaction() as conn:
             row = await (
                 await conn.execute(
-                    "INSERT INTO executions (tenant_id, id, trigger_id, kind, status, results)"
-                    " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
-                    (tid, new_id(), trigger_id, kind, status, Jsonb(results)),
+                    "INSERT INTO executions (tenant_id, id, trigger_id, kind, status, results, event)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
+                    (
+                        tid,
+                        new_id(),
+                        trigger_id,
+                        kind,
+                        status,
+                        Jsonb(results),
+                        Jsonb(event) if event is not None else None,
+                    ),
                 )
             ).fetchone()
             assert row is not None
@@ -54,3 +67,71 @@ class Executions(Repository):
             if row is None:
                 raise NotFound(f"no execution with the id {execution_id!r}")
             return _execution(row)
+
+    async def list(
+        self,
+        tenant_id: str,
+        *,
+        action_id: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page: int = 0,
+        per_page: int = 50,
+    ) -> tuple[builtins.list[Execution], int]:
+        """A tenant's records, newest first, filtered by action, status and creation time; and how many match."""
+        tid = parse_id(tenant_id, "tenant")
+        where: builtins.list[str] = ["tenant_id = %s"]
+        params: builtins.list[Any] = [tid]
+        if action_id is not None:
+            where.append("results @> %s")
+            params.append(Jsonb([{"action_id": str(parse_id(action_id, "action"))}]))
+        if status is not None:
+            where.append("status = %s")
+            params.append(status)
+        if since is not None:
+            where.append("created_at >= %s")
+            params.append(since)
+        if until is not None:
+            where.append("created_at < %s")
+            params.append(until)
+        condition = " AND ".join(where)
+        async with self.transaction() as conn:
+            rows = await (
+                await conn.execute(
+                    f"SELECT *, count(*) OVER () AS total FROM executions WHERE {condition}"
+                    " ORDER BY created_at DESC, id LIMIT %s OFFSET %s",
+                    (*params, per_page, page * per_page),
+                )
+            ).fetchall()
+        return [_execution(r) for r in rows], int(rows[0]["total"]) if rows else 0
+
+    async def changed_since(self, tenant_id: str, since: datetime) -> builtins.list[Execution]:
+        """Records written or updated at or after `since`, oldest change first (at most 200)."""
+        tid = parse_id(tenant_id, "tenant")
+        async with self.statement() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT * FROM executions WHERE tenant_id = %s AND updated_at >= %s ORDER BY updated_at LIMIT 200",
+                    (tid, since),
+                )
+            ).fetchall()
+        return [_execution(r) for r in rows]
+
+    async def database_time(self) -> datetime:
+        """The database's clock, which stamps the records (a stream starts from it)."""
+        async with self.statement() as conn:
+            row = await (await conn.execute("SELECT now() AS now")).fetchone()
+        assert row is not None
+        moment: datetime = row["now"]
+        return moment
+
+    async def sweep(self) -> int:
+        """Delete records older than their tenant's retention (execution_retention_days, 10 by default)."""
+        async with self.statement() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM executions e USING tenants t WHERE e.tenant_id = t.id AND e.created_at < now()"
+                " - make_interval(days => coalesce((t.limits->>'execution_retention_days')::int, %s))",
+                (Quotas().execution_retention_days,),
+            )
+        return cursor.rowcount

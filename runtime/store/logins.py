@@ -340,9 +340,10 @@ class Logins(Repository):
 
     async def record_execution(
         self, conn: Writer, tenant_id: str, *, execution_id: str | None, trigger_id: str, status: str,
-        results: list[dict[str, Any]],
+        results: list[dict[str, Any]], event: dict[str, Any] | None = None,
     ) -> str:  # fmt: skip
-        """Insert the flow's execution record, or update it when the flow resumed; returns its id."""
+        """Insert the flow's execution record (with the event it started with), or update it when the
+        flow resumed; returns its id."""
         tid = parse_id(tenant_id, "tenant")
         if execution_id is not None:
             await conn.execute(
@@ -352,9 +353,9 @@ class Logins(Repository):
             return execution_id
         eid = new_id()
         await conn.execute(
-            "INSERT INTO executions (tenant_id, id, trigger_id, kind, status, results)"
-            " VALUES (%s, %s, %s, 'flow', %s, %s)",
-            (tid, eid, trigger_id, status, Jsonb(results)),
+            "INSERT INTO executions (tenant_id, id, trigger_id, kind, status, results, event)"
+            " VALUES (%s, %s, %s, 'flow', %s, %s, %s)",
+            (tid, eid, trigger_id, status, Jsonb(results), Jsonb(event) if event is not None else None),
         )
         return str(eid)
 

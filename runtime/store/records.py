@@ -156,3 +156,5 @@ class Execution:
     results: list[dict[str, Any]]
     created_at: datetime
     updated_at: datetime
+    # The event the flow (or test) started with, without secrets: with the traces, enough to replay it.
+    event: dict[str, Any] | None = None

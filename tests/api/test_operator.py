@@ -19,6 +19,7 @@ def test_tenants_are_created_listed_renamed_and_deleted(api: TestClient, operato
     tenant = made.json()
     assert tenant["api_key"]["key"].startswith("tgt_") and len(tenant["api_key"]["key"]) >= 47
     assert tenant["limits"] == {**Limits().as_dict(), "max_actions": 100, "max_concurrent_executions": 50,
+                                "execution_retention_days": 10,
                                 "max_code_bytes": 102400}  # fmt: skip
     assert api.post("/api/v2/tenants", json={"name": "crud-tenant"}, headers=operator_headers).status_code == 409
     listed = api.get("/api/v2/tenants", headers=operator_headers).json()["tenants"]

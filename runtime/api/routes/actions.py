@@ -199,17 +199,16 @@ async def test_action(call: Call) -> Response:
         )
     output = result.as_dict()
     record = await store.executions.record(
-        call.tenant_id, trigger_id=action.trigger_id, kind="test", status=result.status,
+        call.tenant_id, trigger_id=action.trigger_id, kind="test", status=result.status, event=body.payload,
         results=[{
             "action_id": action.id, "action_name": action.name, "version_id": None, "handler": body.handler,
-            **output, "started_at": started, "ended_at": _now(),
+            # The draft ran: replay tells from this digest whether the draft changed since.
+            "source_sha256": compiled.source_sha256,
+            **output, "trace": result.trace.as_dict(), "started_at": started, "ended_at": _now(),
+            **({"cache": cache} if cache else {}),
         }],
     )  # fmt: skip
     return json({"payload": {**output, "execution_id": record.id}})
-
-
-async def get_execution(call: Call) -> Response:
-    return json(views.execution(await call.services.store.executions.get(call.tenant_id, call.param("id"))))
 
 
 ENDPOINTS = [
@@ -239,5 +238,4 @@ ENDPOINTS = [
              "The trigger's flow: its bound actions in order", "tenant"),
     Endpoint("PATCH", "/api/v2/actions/triggers/{trigger_id}/bindings", update_bindings,
              "Replace the trigger's flow (deployed actions only, at most 20)", "tenant", BindingsUpdate),
-    Endpoint("GET", "/api/v2/actions/executions/{id}", get_execution, "Get an execution record", "tenant"),
 ]  # fmt: skip

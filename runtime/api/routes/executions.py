@@ -1,0 +1,122 @@
+"""Execution records: one, a filtered list, and a live stream of what actions print and how they end.
+
+Every run of an action is recorded (logins and tests): its trigger, action
+and version, handler, outcome and error, console output, stats and the
+trace replay needs; records are kept ``execution_retention_days`` (10 by
+default, set by the operator per tenant) and then swept.
+
+``GET /api/v2/actions/logs/stream`` is a server-sent-events stream of the
+tenant's executions as they are recorded, one ``execution`` event per action
+run, with its console output and error: what ``tollgate logs --follow`` prints.
+Every server process records into the same database, so the stream follows
+it (twice a second) rather than one process's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json as jsonlib
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from starlette.responses import Response, StreamingResponse
+
+from runtime.api import views
+from runtime.api.endpoints import Call, Endpoint, json
+from runtime.api.errors import ApiError
+from runtime.store.records import Execution
+
+__all__ = ["ENDPOINTS"]
+
+POLL_S = 0.5
+KEEP_ALIVE_S = 15.0
+STATUSES = ("completed", "denied", "failed", "suspended")
+
+
+def _moment(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "invalid_query", f"{name} must be an ISO 8601 time, e.g. 2026-11-28T10:15:00Z") from None
+    if moment.tzinfo is None:
+        raise ApiError(400, "invalid_query", f"{name} must say its time zone, e.g. 2026-11-28T10:15:00Z")
+    return moment
+
+
+async def get_execution(call: Call) -> Response:
+    return json(views.execution(await call.services.store.executions.get(call.tenant_id, call.param("id"))))
+
+
+async def list_executions(call: Call) -> Response:
+    q = call.request.query_params
+    page, per_page = call.paging()
+    status = q.get("status")
+    if status is not None and status not in STATUSES:
+        raise ApiError(400, "invalid_query", f"status must be one of {', '.join(STATUSES)}")
+    records, total = await call.services.store.executions.list(
+        call.tenant_id, action_id=q.get("action_id"), status=status, since=_moment(q.get("from"), "from"),
+        until=_moment(q.get("to"), "to"), page=page, per_page=per_page,
+    )  # fmt: skip
+    return json({"executions": [views.execution_summary(r) for r in records], "total": total, "page": page,
+                 "per_page": per_page})  # fmt: skip
+
+
+def _events(record: Execution, first: int) -> list[str]:
+    """The stream's events for the action runs of `record` from index `first` on."""
+    out: list[str] = []
+    for entry in record.results[first:]:
+        data = {
+            "execution_id": record.id,
+            "trigger_id": record.trigger_id,
+            "kind": record.kind,
+            "action_id": entry.get("action_id"),
+            "action_name": entry.get("action_name"),
+            "handler": entry.get("handler"),
+            "status": entry.get("status"),
+            "error": entry.get("error"),
+            "logs": entry.get("logs", []),
+            "at": entry.get("ended_at"),
+        }
+        out.append(f"event: execution\nid: {record.id}:{first + len(out)}\ndata: {jsonlib.dumps(data)}\n\n")
+    return out
+
+
+async def stream_logs(call: Call) -> Response:
+    executions, tenant_id = call.services.store.executions, call.tenant_id
+    since = await executions.database_time()
+
+    async def events() -> AsyncIterator[str]:
+        nonlocal since
+        sent: dict[str, int] = {}  # execution id -> action runs already sent
+        yield ": streaming this tenant's executions as they are recorded\n\n"
+        quiet_since = time.monotonic()
+        while True:
+            for record in await executions.changed_since(tenant_id, since):
+                since = max(since, record.updated_at)
+                for event in _events(record, sent.get(record.id, 0)):
+                    quiet_since = time.monotonic()
+                    yield event
+                sent[record.id] = len(record.results)
+            if time.monotonic() - quiet_since > KEEP_ALIVE_S:
+                quiet_since = time.monotonic()
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(POLL_S)
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/api/v2/actions/executions", list_executions,
+             "List execution records, newest first (filters: action_id, status, from, to; paging)", "tenant",
+             query=("action_id", "status", "from", "to", "page", "per_page")),
+    Endpoint("GET", "/api/v2/actions/executions/{id}", get_execution,
+             "Get an execution record: each action run's commands, console output, error, stats and trace",
+             "tenant"),
+    Endpoint("GET", "/api/v2/actions/logs/stream", stream_logs,
+             "Stream the tenant's executions as they are recorded (server-sent events)", "tenant"),
+]  # fmt: skip

@@ -1,0 +1,128 @@
+"""Execution records: what they keep (never secrets), how they are listed and swept, and the live stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from typing import Any
+
+import psycopg
+import pytest
+
+from runtime.config import Settings
+from runtime.store import Store
+from runtime.vault import MasterKeyring
+from tests.fix_api import TenantClient
+from tests.flows.test_flow_api import RESUME, base_event, bind
+
+SECRET_VALUE = "a-secret-nobody-may-read-" + "z" * 12
+PRINTS = (
+    "exports.onExecutePostLogin = async (event, api) => {"
+    " console.log('hello from', event.user.email, event.secrets.TOKEN.length);"
+    " api.idToken.setCustomClaim('https://acme/x', 1); };"
+)
+
+
+def login(t: TenantClient, **event_changes: Any) -> dict[str, Any]:
+    event = base_event()
+    event.update(event_changes)
+    reply = t.post("/api/v2/flows/post-login", json={"event": event, "resume_url": RESUME})
+    assert reply.status_code == 200, reply.text
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def test_a_record_keeps_what_replay_needs_and_never_a_secret(tenant: TenantClient) -> None:
+    bind(tenant, ("prints", PRINTS, [{"name": "TOKEN", "value": SECRET_VALUE}]))
+    outcome = login(tenant)
+    record = tenant.get(f"/api/v2/actions/executions/{outcome['execution_id']}").json()
+    assert record["event"]["user"]["user_id"] == base_event()["user"]["user_id"]
+    assert "secrets" not in record["event"]
+    (entry,) = record["results"]
+    assert entry["logs"][0]["message"] == f"hello from jane.doe@example.com {len(SECRET_VALUE)}"
+    assert entry["trace"]["seed"] and entry["trace"]["now_ms"] > 0
+    assert entry["commands"] == [{"type": "set_claim", "token": "id", "key": "https://acme/x", "value": 1}]
+    assert SECRET_VALUE not in json.dumps(record)
+
+
+def test_records_are_listed_newest_first_with_filters(tenant: TenantClient, make_tenant: Any) -> None:
+    ids = bind(tenant, ("prints", PRINTS, [{"name": "TOKEN", "value": SECRET_VALUE}]))
+    first, second = login(tenant), login(tenant)
+    failing = tenant.post("/api/v2/actions/actions", json={
+        "name": "thrower", "supported_triggers": [{"id": "post-login", "version": "v3"}],
+        "code": "exports.onExecutePostLogin = async () => { throw new Error('no'); };"}).json()  # fmt: skip
+    tested = tenant.post(f"/api/v2/actions/actions/{failing['id']}/test", json={"payload": {}}).json()["payload"]
+
+    listed = tenant.get("/api/v2/actions/executions").json()
+    assert [e["id"] for e in listed["executions"]] == [tested["execution_id"], second["execution_id"],
+                                                        first["execution_id"]]  # fmt: skip
+    assert listed["total"] == 3
+    assert listed["executions"][0]["actions"][0]["error_class"] == "action_error"
+    by_action = tenant.get(f"/api/v2/actions/executions?action_id={ids[0]}").json()["executions"]
+    assert {e["id"] for e in by_action} == {first["execution_id"], second["execution_id"]}
+    failed = tenant.get("/api/v2/actions/executions?status=failed").json()["executions"]
+    assert [e["id"] for e in failed] == [tested["execution_id"]]
+    paged = tenant.get("/api/v2/actions/executions?per_page=1&page=1").json()
+    assert [e["id"] for e in paged["executions"]] == [second["execution_id"]] and paged["total"] == 3
+    assert tenant.get("/api/v2/actions/executions?from=2999-01-01T00:00:00Z").json()["executions"] == []
+    assert make_tenant().get("/api/v2/actions/executions").json() == {"executions": [], "total": 0, "page": 0,
+                                                                        "per_page": 50}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [("status=weird", "status must be one of"), ("from=yesterday", "ISO 8601"), ("to=2026-11-28T10:00:00", "zone")],
+)
+def test_bad_filters_are_refused(tenant: TenantClient, query: str, message: str) -> None:
+    reply = tenant.get(f"/api/v2/actions/executions?{query}")
+    assert reply.status_code == 400 and message in reply.json()["message"]
+
+
+def test_records_are_swept_after_their_tenants_retention(
+    make_tenant: Any, api: Any, operator_headers: dict[str, str], settings: Settings, database_url: str
+) -> None:
+    short, default = make_tenant(), make_tenant()
+    api.patch(f"/api/v2/tenants/{short.id}", json={"limits": {"execution_retention_days": 1}}, headers=operator_headers)
+    for t in (short, default):
+        bind(t, ("prints", PRINTS, [{"name": "TOKEN", "value": SECRET_VALUE}]))
+        login(t)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE executions SET created_at = now() - interval '2 days' WHERE tenant_id = ANY(%s)",
+                     ([short.id, default.id],))  # fmt: skip
+
+    async def sweep() -> None:
+        store = await Store.open(database_url, MasterKeyring.parse(settings.master_key or ""))
+        try:
+            await store.executions.sweep()
+        finally:
+            await store.close()
+
+    asyncio.run(sweep())
+    assert short.get("/api/v2/actions/executions").json()["total"] == 0
+    assert default.get("/api/v2/actions/executions").json()["total"] == 1  # 10 days by default
+
+
+def test_the_live_stream_shows_console_output_as_logins_happen(tenant: TenantClient) -> None:
+    bind(tenant, ("prints", PRINTS, [{"name": "TOKEN", "value": SECRET_VALUE}]))
+    seen: list[dict[str, Any]] = []
+
+    def log_in_soon() -> None:
+        time.sleep(0.3)
+        login(tenant)
+
+    with tenant.client.stream("GET", "/api/v2/actions/logs/stream", headers=tenant.headers) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        threading.Thread(target=log_in_soon).start()
+        deadline = time.monotonic() + 30
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                seen.append(json.loads(line[6:]))
+                break
+            assert time.monotonic() < deadline, "no event arrived"
+    (event,) = seen
+    assert event["action_name"] == "prints" and event["status"] == "completed"
+    assert event["logs"][0]["message"].startswith("hello from jane.doe@example.com")
+    assert SECRET_VALUE not in json.dumps(event)
