@@ -374,5 +374,11 @@ def _entry(
             error=result["error"],
             stats={**result["stats"], "limits": result["limits"]},
             trace=result["trace"],
+            logs_truncated=logs_truncated(result["error"]),
         )
     return entry
+
+
+def logs_truncated(error: dict[str, Any] | None) -> bool:
+    """Whether a run's console output was cut short: it hit log_bytes, and what came after was not kept."""
+    return error is not None and error.get("limit") == "log_bytes"

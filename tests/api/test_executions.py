@@ -126,3 +126,16 @@ def test_the_live_stream_shows_console_output_as_logins_happen(tenant: TenantCli
     assert event["action_name"] == "prints" and event["status"] == "completed"
     assert event["logs"][0]["message"].startswith("hello from jane.doe@example.com")
     assert SECRET_VALUE not in json.dumps(event)
+
+
+def test_console_output_cut_at_the_limit_is_marked(
+    tenant: TenantClient, api: Any, operator_headers: dict[str, str]
+) -> None:
+    api.patch(f"/api/v2/tenants/{tenant.id}", json={"limits": {"log_bytes": 1024}}, headers=operator_headers)
+    bind(tenant, ("chatty", "exports.onExecutePostLogin = async () => { for (let i = 0; i < 500; i++)"
+                           " console.log('line', i); };"))  # fmt: skip
+    outcome = login(tenant)
+    assert outcome["status"] == "failed" and outcome["error"]["class"] == "action_limit"
+    (entry,) = tenant.get(f"/api/v2/actions/executions/{outcome['execution_id']}").json()["results"]
+    assert entry["logs_truncated"] is True
+    assert 0 < len(entry["logs"]) < 500 and entry["logs"][0]["message"] == "line 0"

@@ -16,6 +16,7 @@ from runtime.api import views
 from runtime.api.endpoints import Call, Endpoint, json
 from runtime.api.errors import ApiError
 from runtime.api.models import ActionCreate, ActionUpdate, BindingsUpdate, SecretIn, TestRequest
+from runtime.flows.runner import logs_truncated
 from runtime.limits import TenantLimits
 from runtime.sandbox import CompiledAction
 from runtime.store.actions import BindingRef, SecretChange
@@ -204,7 +205,8 @@ async def test_action(call: Call) -> Response:
             "action_id": action.id, "action_name": action.name, "version_id": None, "handler": body.handler,
             # The draft ran: replay tells from this digest whether the draft changed since.
             "source_sha256": compiled.source_sha256,
-            **output, "trace": result.trace.as_dict(), "started_at": started, "ended_at": _now(),
+            **output, "trace": result.trace.as_dict(), "logs_truncated": logs_truncated(output["error"]),
+            "started_at": started, "ended_at": _now(),
             **({"cache": cache} if cache else {}),
         }],
     )  # fmt: skip
