@@ -11,6 +11,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -56,6 +57,9 @@ def _as_api_error(exc: Exception) -> ApiError:
         # The action's own fault when compiling: a 400 with where it is.
         details = {k: v for k, v in exc.to_dict().items() if k in ("line", "column", "name", "limit")}
         return ApiError(400, exc.error_class, exc.message, **details)
+    if isinstance(exc, psycopg.errors.ForeignKeyViolation):
+        # What the request refers to went away meanwhile (a tenant deleted on another server process).
+        return ApiError(404, "not_found", "What this request refers to no longer exists")
     if isinstance(exc, StoreUnavailable):
         log.error("the database is unavailable: %s", exc.message)
         return ApiError(503, "database_unavailable", "The service cannot reach its database; try again shortly")

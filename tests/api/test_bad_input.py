@@ -169,3 +169,19 @@ def test_paging_parameters_must_be_whole_numbers(tenant: TenantClient, path: str
     assert reply.status_code == 400
     assert reply.json()["errorCode"] == "invalid_query"
     assert tenant.get(f"{path}?page=0&per_page=500").status_code == 200  # clamped, not refused
+
+
+def test_a_key_of_a_tenant_deleted_elsewhere_gets_404_not_500(make_tenant: Any, database_url: str) -> None:
+    """Another server process deleted the tenant; this one still trusts the key for a few seconds."""
+    import psycopg
+
+    doomed = make_tenant()
+    assert doomed.get("/api/v2/actions/actions").status_code == 200  # the key is now remembered
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM tenants WHERE id = %s", (doomed.id,))
+    reply = doomed.post("/api/v2/actions/actions", json=GOOD)
+    assert reply.status_code == 404 and reply.json()["errorCode"] == "not_found", reply.text
+    client = doomed.post("/api/v2/clients", json={"name": "app", "callbacks": ["https://app.example/cb"]})
+    assert client.status_code == 404 and client.json()["errorCode"] == "not_found", client.text
+    listed = doomed.get("/api/v2/actions/actions")
+    assert listed.status_code == 200 and listed.json()["actions"] == []
