@@ -4,8 +4,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+TYPES  := sdk/types
 
-.PHONY: setup engine demo test lint bench bench-latency bench-flows clean
+.PHONY: setup engine typings demo test lint bench bench-latency bench-flows clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +19,20 @@ setup: $(VENV)/.installed
 engine: setup
 	$(BIN)/python -m runtime.engine.build
 
+# TypeScript, pinned by sdk/types/package-lock.json, checks the example actions
+# against the sandbox's typings (tests/sdk/test_typings.py). node_modules is
+# never committed; npm's cache makes later installs offline.
+$(TYPES)/node_modules/.installed: $(TYPES)/package.json $(TYPES)/package-lock.json
+	@command -v npm >/dev/null || { echo "make typings: npm is missing; install Node.js 18 or later with npm" >&2; exit 1; }
+	cd $(TYPES) && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+	@touch $@
+
+typings: $(TYPES)/node_modules/.installed
+
 demo: engine
 	$(BIN)/python -m sdk.demo
 
-test: engine
+test: engine typings
 	$(BIN)/python -m pytest
 
 lint: setup
@@ -41,4 +52,4 @@ bench-flows: engine
 	$(BIN)/python benchmarks/flow_throughput.py
 
 clean:
-	rm -rf $(VENV) runtime/engine/_built .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runtime/engine/_built $(TYPES)/node_modules .pytest_cache .mypy_cache .ruff_cache

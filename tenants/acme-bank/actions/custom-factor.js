@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Acme Bank's custom second factor: after the first factor, send the user to
  * the bank's own verification page unless this session completed it in the
