@@ -6,7 +6,7 @@ import builtins
 from datetime import datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json, Jsonb
 
 from runtime.limits import Quotas
 from runtime.store.base import Repository, new_id, parse_id
@@ -49,8 +49,9 @@ class Executions(Repository):
                         trigger_id,
                         kind,
                         status,
-                        Jsonb(results),
-                        Jsonb(event) if event is not None else None,
+                        # json, not jsonb: the keys keep their order, which actions can see (replay).
+                        Json(results),
+                        Json(event) if event is not None else None,
                     ),
                 )
             ).fetchone()
@@ -84,7 +85,7 @@ class Executions(Repository):
         where: builtins.list[str] = ["tenant_id = %s"]
         params: builtins.list[Any] = [tid]
         if action_id is not None:
-            where.append("results @> %s")
+            where.append("results::jsonb @> %s")
             params.append(Jsonb([{"action_id": str(parse_id(action_id, "action"))}]))
         if status is not None:
             where.append("status = %s")

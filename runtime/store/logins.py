@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json, Jsonb
 
 from runtime.store.base import Conn, Repository, Writer, new_id, parse_id
 from runtime.store.errors import NotFound
@@ -285,12 +285,15 @@ class Logins(Repository):
         flow: dict[str, Any],
         lifetime: timedelta,
     ) -> None:
-        """Keep a flow until /continue brings `state` back."""
+        """Keep a flow until /continue brings `state` back.
+
+        As json, not jsonb: the resumed action sees the event's keys in the order the first one saw them.
+        """
         await conn.execute(
             "INSERT INTO flow_transactions (tenant_id, id, state_hash, browser_hash, flow, expires_at)"
             " VALUES (%s, %s, %s, %s, %s, now() + %s)",
             (parse_id(tenant_id, "tenant"), parse_id(transaction_id, "transaction"), secret_hash(state),
-             secret_hash(browser) if browser is not None else None, Jsonb(flow), lifetime),
+             secret_hash(browser) if browser is not None else None, Json(flow), lifetime),
         )  # fmt: skip
 
     async def consume(self, conn: Conn, tenant_id: str, state: str, browser: str | None) -> dict[str, Any] | None:
@@ -348,14 +351,14 @@ class Logins(Repository):
         if execution_id is not None:
             await conn.execute(
                 "UPDATE executions SET status = %s, results = %s, updated_at = now() WHERE tenant_id = %s AND id = %s",
-                (status, Jsonb(results), tid, uuid.UUID(execution_id)),
+                (status, Json(results), tid, uuid.UUID(execution_id)),
             )
             return execution_id
         eid = new_id()
         await conn.execute(
             "INSERT INTO executions (tenant_id, id, trigger_id, kind, status, results, event)"
             " VALUES (%s, %s, %s, 'flow', %s, %s, %s)",
-            (tid, eid, trigger_id, status, Jsonb(results), Jsonb(event) if event is not None else None),
+            (tid, eid, trigger_id, status, Json(results), Json(event) if event is not None else None),
         )
         return str(eid)
 

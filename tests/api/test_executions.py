@@ -15,7 +15,7 @@ from runtime.config import Settings
 from runtime.store import Store
 from runtime.vault import MasterKeyring
 from tests.fix_api import TenantClient
-from tests.flows.test_flow_api import RESUME, base_event, bind
+from tests.flows.test_flow_api import RESUME, base_event, bind, come_back, state_of
 
 SECRET_VALUE = "a-secret-nobody-may-read-" + "z" * 12
 PRINTS = (
@@ -139,3 +139,19 @@ def test_console_output_cut_at_the_limit_is_marked(
     (entry,) = tenant.get(f"/api/v2/actions/executions/{outcome['execution_id']}").json()["results"]
     assert entry["logs_truncated"] is True
     assert 0 < len(entry["logs"]) < 500 and entry["logs"][0]["message"] == "line 0"
+
+
+def test_records_and_resumed_flows_keep_the_order_of_keys(tenant: TenantClient) -> None:
+    """Actions see key order (Object.keys): the record and the flow that waits for /continue keep it as sent."""
+    prints_keys = "console.log(Object.keys(event.user).join());"
+    bind(tenant, ("keys", f"exports.onExecutePostLogin = async (event, api) => {{ {prints_keys}"
+                          " api.redirect.sendUserTo('https://verify.acme-bank.example/factor'); };"
+                          f" exports.onContinuePostLogin = async (event) => {{ {prints_keys} }};"))  # fmt: skip
+    event = base_event()
+    event["user"] = {"user_id": event["user"]["user_id"], "zeta": 1, "alpha": 2, "middle_name": 3}  # not jsonb's order
+    started = tenant.post("/api/v2/flows/post-login", json={"event": event, "resume_url": RESUME}).json()
+    assert started["status"] == "redirect", started
+    assert come_back(tenant, state_of(started["location"])).status_code == 303
+    record = tenant.get(f"/api/v2/actions/executions/{started['execution_id']}").json()
+    assert list(record["event"]["user"]) == ["user_id", "zeta", "alpha", "middle_name"]
+    assert [r["logs"][0]["message"] for r in record["results"]] == ["user_id,zeta,alpha,middle_name"] * 2
