@@ -1,7 +1,10 @@
 """The ``tollgate`` command.
 
-Platform commands (the engine) live here; tenant commands come from the SDK.
-Every command returns its exit status: 0 success, 1 failure, 2 usage error.
+Platform commands (the engine) live here; tenant commands come from the SDK
+(``sdk.cli``: login, deploy, actions, bindings, secrets, executions, logs,
+replay; ``sdk.runner``: run). Every command returns its exit status: 0
+success, 1 failure, 2 usage error; tenant commands also 3 when the server
+cannot be reached or refuses the key.
 """
 
 from __future__ import annotations
@@ -39,11 +42,17 @@ def _engine_info(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     from runtime import server
-    from sdk import runner
+    from sdk import cli, runner
 
-    top = argparse.ArgumentParser(prog="tollgate", description="A sandboxed runtime for login actions.")
+    top = argparse.ArgumentParser(
+        prog="tollgate",
+        description="A sandboxed runtime for login actions.",
+        epilog=f"`tollgate COMMAND --help` tells more about each command.\n\n{cli.EXIT_STATUSES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     top.add_argument("--version", action="version", version=f"tollgate {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    cli.add_parsers(sub)
     runner.add_parser(sub)
     server.add_parsers(sub)
 

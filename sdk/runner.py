@@ -26,7 +26,16 @@ from runtime.limits import Limits, LimitsError
 from runtime.sandbox import ActionError, ExecutionResult, Stats, compile_action, execute
 from runtime.triggers import HANDLERS
 
-__all__ = ["RunReport", "UsageError", "add_parser", "run_action", "sample_event"]
+__all__ = [
+    "RunReport",
+    "UsageError",
+    "add_parser",
+    "describe_command",
+    "render_logs",
+    "render_result",
+    "run_action",
+    "sample_event",
+]
 
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1
@@ -74,39 +83,57 @@ class RunReport:
 
     def render(self) -> str:
         """The report in words, for people."""
-        data = self.as_dict()
-        lines = [f"{self.name} · {self.handler} · {data['status']}"]
-        commands = data["commands"]
-        lines.append(f"\nCommands ({len(commands)})" if commands else "\nCommands: none")
-        for command in commands:
-            lines.append("  " + describe_command(command))
-        logs = data["logs"]
-        lines.append(f"\nConsole output ({len(logs)} lines)" if logs else "\nConsole output: none")
-        for entry in logs:
-            prefix = "" if entry["level"] == "log" else f"[{entry['level']}] "
-            for i, text in enumerate(entry["message"].splitlines() or [""]):
-                lines.append(("  " if i == 0 else "    ") + (prefix if i == 0 else "") + text)
-        error = data["error"]
-        if error is not None:
-            lines.append(f"\nError ({error['class']})")
-            title = error["message"]
-            if error.get("name") and error["class"] == "action_error":
-                title = f"{error['name']}: {title}"
-            lines.append(f"  {title}")
-            if error.get("line") is not None:
-                lines.append(f"  at line {error['line']}, column {error['column']}")
-            for frame in (error.get("stack") or "").splitlines():
-                if frame.strip() and not frame.strip().startswith(title):
-                    lines.append(f"  {frame.strip()}")
-        stats = data["stats"]
+        compile_us = self.compile_us if self.result is not None else None
+        return render_result(f"{self.name} · {self.handler}", self.as_dict(), compile_us=compile_us)
+
+
+def render_result(title: str, data: dict[str, Any], *, compile_us: int | None = None) -> str:
+    """One run in words: its commands, console output, error and stats against the limits.
+
+    `data` is a result as the runner's ``--json``, the API's ``/test`` and
+    execution records carry it (``status``, ``commands``, ``logs``,
+    ``error``, ``stats`` with ``limits``).
+    """
+    lines = [f"{title} · {data['status']}"]
+    commands = data.get("commands") or []
+    lines.append(f"\nCommands ({len(commands)})" if commands else "\nCommands: none")
+    for command in commands:
+        lines.append("  " + describe_command(command))
+    logs = data.get("logs") or []
+    lines.append(f"\nConsole output ({len(logs)} lines)" if logs else "\nConsole output: none")
+    lines += render_logs(logs, indent="  ")
+    error = data.get("error")
+    if error is not None:
+        lines.append(f"\nError ({error['class']})")
+        headline = error["message"]
+        if error.get("name") and error["class"] == "action_error":
+            headline = f"{error['name']}: {headline}"
+        lines.append(f"  {headline}")
+        if error.get("line") is not None:
+            lines.append(f"  at line {error['line']}, column {error['column']}")
+        for frame in (error.get("stack") or "").splitlines():
+            if frame.strip() and not frame.strip().startswith(headline):
+                lines.append(f"  {frame.strip()}")
+    stats = data.get("stats")
+    if stats is not None:
         limits = stats["limits"]
         lines.append("\nStats (against the limits in force)")
         lines.append(_usage("fuel", stats["fuel_used"], limits["fuel"], "instructions"))
         lines.append(_usage("memory", stats["memory_peak_bytes"], limits["memory_bytes"], "bytes"))
         lines.append(f"  {'duration':<8} {stats['duration_us']:>13,} µs of {limits['wall_ms']:,} ms allowed")
-        if self.result is not None:
-            lines.append(f"  {'compile':<8} {self.compile_us:>13,} µs")
-        return "\n".join(lines)
+        if compile_us is not None:
+            lines.append(f"  {'compile':<8} {compile_us:>13,} µs")
+    return "\n".join(lines)
+
+
+def render_logs(logs: list[dict[str, str]], *, indent: str) -> list[str]:
+    """Console output as lines: levels other than ``log`` named, later lines of a message indented further."""
+    lines: list[str] = []
+    for entry in logs:
+        prefix = "" if entry["level"] == "log" else f"[{entry['level']}] "
+        for i, text in enumerate(entry["message"].splitlines() or [""]):
+            lines.append(indent + (prefix + text if i == 0 else "  " + text))
+    return lines
 
 
 def _usage(name: str, used: int, limit: int, unit: str) -> str:

@@ -1,15 +1,24 @@
-"""The SDK's client: what it sends, and the API's errors as ApiError (the routes themselves run in the demo's test)."""
+"""The SDK's client: what it sends, the API's errors as ApiError, and every route against the real app.
+
+The live log stream needs a real server: tests/sdk/test_cli.py follows it.
+"""
 
 from __future__ import annotations
 
 import json
+import secrets
 import socket
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
+from starlette.testclient import TestClient
 
 from sdk.client import ApiError, Tollgate, Unreachable
+from tests.fix_api import OPERATOR_KEY
+from tests.flows.test_flow_api import FACTOR, METHOD, RESUME, base_event, state_of, verified_token
 
 
 def _api(answer: httpx2.Response, seen: list[httpx2.Request]) -> Tollgate:
@@ -66,3 +75,163 @@ def test_a_server_that_does_not_answer_is_unreachable() -> None:
     with Tollgate(f"http://127.0.0.1:{port}", "key", timeout=5) as api, pytest.raises(Unreachable) as caught:
         api.tenants.list()
     assert f"the Tollgate server at http://127.0.0.1:{port} cannot be reached" in str(caught.value)
+
+
+# -- every route, against the session's app (real database and sandbox), in-process ----------
+
+
+class InProcess(httpx2.BaseTransport):
+    """httpx2's requests answered by the session's app, through Starlette's test client."""
+
+    def __init__(self, app: TestClient) -> None:
+        self.app = app
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        reply = self.app.request(request.method, str(request.url), headers=dict(request.headers),
+                                 content=request.read())  # fmt: skip
+        return httpx2.Response(reply.status_code, headers=reply.headers.raw, content=reply.content)
+
+
+@pytest.fixture
+def operator(api: TestClient) -> Iterator[Tollgate]:
+    with Tollgate("http://tollgate.test", OPERATOR_KEY, transport=InProcess(api)) as client:
+        yield client
+
+
+@pytest.fixture
+def acme(api: TestClient, operator: Tollgate) -> Iterator[Tollgate]:
+    made = operator.tenants.create(f"client-{secrets.token_hex(4)}")
+    with Tollgate("http://tollgate.test", made["api_key"]["key"], transport=InProcess(api)) as client:
+        yield client
+
+
+FACTOR_SECRET = "a-secret-the-verify-page-shares-" + "c" * 16
+PRINTS = "exports.onExecutePostLogin = async (event, api) => { console.log('hi', event.user.email); };"
+
+
+def test_the_operator_manages_tenants_and_their_keys(operator: Tollgate, api: TestClient) -> None:
+    made = operator.tenants.create(f"ops-{secrets.token_hex(4)}")
+    tenant_id = made["id"]
+    assert operator.tenants.get(tenant_id)["limits"]["fuel"] == 1_000_000_000
+    updated = operator.tenants.update(tenant_id, limits={"wall_ms": 1_000})
+    assert updated["limits"]["wall_ms"] == 1_000 and updated["limit_overrides"] == {"wall_ms": 1_000}
+    assert operator.tenants.update(tenant_id, limits={"wall_ms": None})["limit_overrides"] == {}
+    assert tenant_id in [t["id"] for t in operator.tenants.list()]
+
+    second = operator.keys.create(tenant_id)
+    assert second["key"].startswith(second["prefix"])
+    assert {k["id"] for k in operator.keys.list(tenant_id)} == {made["api_key"]["id"], second["id"]}
+    with Tollgate("http://tollgate.test", second["key"], transport=InProcess(api)) as tenant:
+        assert tenant.settings.get() == {"allowed_redirect_hosts": []}
+        operator.keys.revoke(tenant_id, second["id"])
+        with pytest.raises(ApiError) as refused:
+            tenant.settings.get()
+        assert (refused.value.status, refused.value.code) == (401, "invalid_key")
+    with pytest.raises(ApiError) as wrong_kind:
+        operator.settings.get()
+    assert (wrong_kind.value.status, wrong_kind.value.code) == (403, "tenant_only")
+
+    operator.tenants.delete(tenant_id)
+    with pytest.raises(ApiError) as gone:
+        operator.tenants.get(tenant_id)
+    assert gone.value.code == "not_found"
+
+
+def test_a_tenant_manages_its_settings_clients_and_users(acme: Tollgate) -> None:
+    hosts = acme.settings.update(allowed_redirect_hosts=["verify.example.com", "mfa.example.com:8443"])
+    assert hosts == {"allowed_redirect_hosts": ["mfa.example.com:8443", "verify.example.com"]} == acme.settings.get()
+    client = acme.clients.create("web", callbacks=["https://app.example.com/cb"], metadata={"tier": "gold"})
+    assert client["client_secret"]
+    assert acme.clients.update(client["client_id"], callbacks=[])["callbacks"] == []
+    assert acme.clients.get(client["client_id"])["client_metadata"] == {"tier": "gold"}
+    assert [c["name"] for c in acme.clients.list()] == ["web"]
+    assert "client_secret" not in acme.clients.list()[0]
+    acme.clients.delete(client["client_id"])
+    assert acme.clients.list() == []
+
+    made = [acme.users.create(f"user{n}@example.com", password="a long password", app_metadata={"n": n})
+            for n in range(3)]  # fmt: skip
+    page = acme.users.list(page=1, per_page=2)
+    assert [u["email"] for u in page["users"]] == ["user2@example.com"]
+    assert [u["user_id"] for u in acme.users.list_all()] == [u["user_id"] for u in made]
+    renamed = acme.users.update(made[0]["user_id"], name="Zero", user_metadata={"lang": "fr"})
+    assert (renamed["name"], renamed["user_metadata"], renamed["app_metadata"]) == ("Zero", {"lang": "fr"}, {"n": 0})
+    acme.users.delete(made[0]["user_id"])
+    with pytest.raises(ApiError) as gone:
+        acme.users.get(made[0]["user_id"])
+    assert gone.value.status == 404
+
+
+def test_actions_versions_tests_bindings_and_records(acme: Tollgate) -> None:
+    factor = acme.actions.create("factor", FACTOR, secrets={"SESSION_TOKEN_SECRET": FACTOR_SECRET})
+    prints = acme.actions.create("prints", PRINTS, deploy=True)
+    assert prints["deployed_version"] is not None and factor["deployed_version"] is None
+    assert [a["name"] for a in acme.actions.list(deployed=False)["actions"]] == ["factor"]
+    assert acme.actions.list(name="prints")["total"] == 1
+    assert [a["name"] for a in acme.actions.list_all(trigger="post-login")] == ["factor", "prints"]
+    assert acme.actions.triggers()[0]["handlers"] == ["onExecutePostLogin", "onContinuePostLogin"]
+
+    tested = acme.actions.test(factor["id"], base_event())
+    assert tested["status"] == "completed"
+    assert tested["commands"][0]["type"] == "redirect"
+    assert acme.executions.get(tested["execution_id"])["results"][0]["version_id"] is None
+
+    first = acme.actions.deploy(factor["id"])
+    # A name without a value keeps the stored secret; one left out is removed.
+    kept = acme.actions.update(factor["id"], code=FACTOR + "\n// v2\n", secrets={"SESSION_TOKEN_SECRET": None})
+    assert [s["name"] for s in kept["secrets"]] == ["SESSION_TOKEN_SECRET"] and not kept["all_changes_deployed"]
+    second = acme.actions.deploy(factor["id"])
+    assert [v["number"] for v in acme.actions.versions(factor["id"])] == [2, 1]
+    assert acme.actions.version(factor["id"], first["id"])["code"] == FACTOR
+    back = acme.actions.rollback(factor["id"], first["id"])
+    assert (back["number"], back["rolled_back_from"], back["code"]) == (3, first["id"], FACTOR)
+    assert second["number"] == 2
+
+    bound = acme.actions.update_bindings([prints["id"], factor["id"]])
+    assert [b["action"]["name"] for b in bound] == ["prints", "factor"]
+    assert [b["action"]["name"] for b in acme.actions.bindings()] == ["prints", "factor"]
+    acme.settings.update(allowed_redirect_hosts=["verify.acme-bank.example"])
+
+    outcome = acme.flows.post_login(base_event(), RESUME)
+    assert outcome["status"] == "redirect" and outcome.get("location", "").startswith(METHOD)
+    record = acme.executions.get(outcome["execution_id"])
+    assert [r["action_name"] for r in record["results"]] == ["prints", "factor"]
+    assert record["results"][0].get("logs") == [{"level": "log", "message": "hi jane.doe@example.com"}]
+    listed = acme.executions.list(action_id=prints["id"], status="suspended")
+    assert [e["id"] for e in listed["executions"]] == [outcome["execution_id"]]
+    assert acme.executions.list(per_page=1)["total"] == 2
+
+    with pytest.raises(ApiError) as bound_error:
+        acme.actions.delete(prints["id"])
+    assert bound_error.value.code == "conflict"
+    acme.actions.delete(prints["id"], force=True)
+    assert [b["action"]["name"] for b in acme.actions.bindings()] == ["factor"]
+
+
+def test_a_redirected_flow_ends_at_continue_and_its_result_is_redeemed_once(
+    operator: Tollgate, api: TestClient
+) -> None:
+    name = f"flows-{secrets.token_hex(4)}"
+    made = operator.tenants.create(name)
+    with Tollgate("http://tollgate.test", made["api_key"]["key"], transport=InProcess(api)) as acme:
+        factor = acme.actions.create("factor", FACTOR, secrets={"SESSION_TOKEN_SECRET": FACTOR_SECRET}, deploy=True)
+        acme.actions.update_bindings([factor["id"]])
+        acme.settings.update(allowed_redirect_hosts=["verify.acme-bank.example"])
+        started = acme.flows.post_login(base_event(), RESUME)
+        state = state_of(started.get("location", ""))
+        token = verified_token(state, secret=FACTOR_SECRET)
+        reply = api.post(f"/t/{name}/continue", data={"state": state, "session_token": token}, follow_redirects=False)
+        ref = parse_qs(urlsplit(reply.headers["location"]).query)["result"][0]
+        finished = acme.flows.result(ref)
+        assert finished["status"] == "completed"
+        assert [m["name"] for m in finished.get("methods", [])] == ["pwd", METHOD]
+        with pytest.raises(ApiError) as again:
+            acme.flows.result(ref)
+        assert again.value.status == 404
+
+
+def test_a_syntax_error_points_at_the_file(acme: Tollgate) -> None:
+    with pytest.raises(ApiError) as caught:
+        acme.actions.create("broken", "exports.onExecutePostLogin = async () => {\n  let x = ;\n};\n")
+    assert caught.value.code == "action_syntax"
+    assert caught.value.at("broken.js").startswith("broken.js:2:")
