@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from runtime.store import embedded
 from runtime.store.actions import Actions
-from runtime.store.base import Conn
+from runtime.store.base import Conn, GroupCommit
 from runtime.store.cache import Cache
 from runtime.store.clients import Clients
 from runtime.store.errors import Conflict, NotFound, QuotaExceeded, StoreError, StoreUnavailable
@@ -72,7 +72,8 @@ class Store:
         self.users = Users(pool)
         self.cache = Cache(pool)
         self.executions = Executions(pool)
-        self.logins = Logins(pool)
+        # Logins end with writes that many concurrent logins can share a commit for.
+        self.logins = Logins(pool, GroupCommit(pool))
         self.oauth = OAuth(pool)
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -43,11 +44,75 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
-class Repository:
-    """Base of the repositories: one pool; each method runs in one transaction, or one statement."""
+class GroupCommit:
+    """Units of writes from concurrent requests, committed together: one transaction, one round trip.
+
+    A unit is the statements one request must commit at once (see
+    :meth:`Repository.writes`). While one group is being committed, the units
+    that arrive wait and go together in the next, so under load many logins
+    share a round trip and a WAL flush, and alone a unit goes at once. Each
+    caller returns when its unit is committed. A group that fails is not
+    anyone's fault yet: its units are committed again one by one, so that
+    only the unit at fault fails.
+    """
 
     def __init__(self, pool: AsyncConnectionPool[Conn]) -> None:
         self.pool = pool
+        self._waiting: list[tuple[list[tuple[Any, Any]], asyncio.Future[None]]] = []
+        self._committing = False
+        self._drainer: asyncio.Task[None] | None = None  # kept: the loop holds tasks only weakly
+
+    async def commit(self, statements: list[tuple[Any, Any]]) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._waiting.append((statements, done))
+        if not self._committing:
+            self._committing = True
+            self._drainer = loop.create_task(self._drain())
+        await done
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                units, self._waiting = self._waiting, []
+                await self._commit(units)
+        finally:
+            self._committing = False
+
+    async def _commit(self, units: list[tuple[list[tuple[Any, Any]], asyncio.Future[None]]]) -> None:
+        try:
+            async with self.pool.connection() as conn:
+                if len(units) == 1 and len(units[0][0]) == 1:
+                    ((query, params),) = units[0][0]
+                    await conn.execute(query, params)  # alone: autocommit, one statement
+                else:
+                    async with conn.pipeline(), conn.transaction():
+                        for statements, _ in units:
+                            for query, params in statements:
+                                await conn.execute(query, params)
+        except Exception as exc:
+            if len(units) > 1:
+                for unit in units:
+                    await self._commit([unit])
+                return
+            error: BaseException = exc
+            if isinstance(exc, psycopg.OperationalError):
+                error = StoreUnavailable(f"the database failed: {type(exc).__name__}")
+            if not units[0][1].done():
+                units[0][1].set_exception(error)
+            return
+        for _, done in units:
+            if not done.done():
+                done.set_result(None)
+
+
+class Repository:
+    """Base of the repositories: one pool; each method runs in one transaction, or one statement."""
+
+    def __init__(self, pool: AsyncConnectionPool[Conn], group: GroupCommit | None = None) -> None:
+        self.pool = pool
+        # Where this repository's writes() blocks are committed (shared with other requests), if anywhere.
+        self.group = group
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
@@ -72,10 +137,13 @@ class Repository:
     async def writes(self) -> AsyncIterator[Writes]:
         """Writes that need no answer, collected and committed together when the block ends (not if
         it raises): one statement alone in autocommit, several in one pipelined transaction; a
-        single round trip either way."""
+        single round trip either way. With a GroupCommit, with other requests' writes too."""
         writes = Writes()
         yield writes
         if not writes.statements:
+            return
+        if self.group is not None:
+            await self.group.commit(writes.statements)
             return
         context = self.statement() if len(writes.statements) == 1 else self.batch()
         async with context as conn:

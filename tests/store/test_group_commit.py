@@ -1,0 +1,65 @@
+"""Group commit: concurrent units of writes share a transaction, yet each commits or fails on its own."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from runtime.store.base import Conn, GroupCommit
+
+
+def test_concurrent_units_all_commit_and_a_bad_one_fails_alone(new_database: Any) -> None:
+    url = new_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL)")
+
+    async def scenario() -> list[BaseException | None]:
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            url, connection_class=Conn, min_size=1, max_size=4, open=False,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+        )  # fmt: skip
+        await pool.open(wait=True)
+        group = GroupCommit(pool)
+        units = [[("INSERT INTO notes VALUES (%s, %s)", (n, f"note {n}"))] for n in range(40)]
+        # A unit of two statements whose second fails (a duplicate key): neither may stay.
+        units.append(
+            [("INSERT INTO notes VALUES (%s, %s)", (100, "half")), ("INSERT INTO notes VALUES (1, 'dup')", None)]
+        )
+        units.append([("INSERT INTO notes VALUES (%s, %s)", (101, None))])  # NOT NULL: fails alone
+        try:
+            outcomes = await asyncio.gather(*(group.commit(u) for u in units), return_exceptions=True)
+        finally:
+            await pool.close()
+        return [o if isinstance(o, BaseException) else None for o in outcomes]
+
+    outcomes = asyncio.run(scenario())
+    assert outcomes[:40] == [None] * 40
+    assert isinstance(outcomes[40], psycopg.errors.UniqueViolation)
+    assert isinstance(outcomes[41], psycopg.errors.NotNullViolation)
+    with psycopg.connect(url) as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM notes ORDER BY id").fetchall()]
+    assert ids == list(range(40))
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_unit_alone_is_committed_at_once(new_database: Any, count: int) -> None:
+    url = new_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes (id int PRIMARY KEY)")
+
+    async def scenario() -> None:
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(url, connection_class=Conn, min_size=1, open=False)
+        await pool.open(wait=True)
+        try:
+            await GroupCommit(pool).commit([("INSERT INTO notes VALUES (%s)", (n,)) for n in range(count)])
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM notes").fetchone() == (count,)
