@@ -48,7 +48,7 @@ from runtime.flows import SESSION_IDLE, SESSION_LIFETIME, FlowResult
 from runtime.flows.outcome import iso_now
 from runtime.login import tokens
 from runtime.login.continuation import BROWSER_COOKIE, ORIGINS, FormTooLarge, read_form, request_event
-from runtime.login.pages import error_page, page, redirect
+from runtime.login.pages import error_page, form_targets, page, redirect
 from runtime.passwords import verify_password
 from runtime.store.base import Writer
 from runtime.store.errors import NotFound, StoreUnavailable
@@ -186,6 +186,7 @@ def _login_form(tenant: Tenant, client: Client, request_id: str, *, email: str, 
         f'<input id="password" name="password" type="password" autocomplete="current-password" required>'
         f'<button type="submit">Continue</button></form>',
         401 if error else 200,
+        form_targets=form_targets(client.callbacks, tenant.allowed_redirect_hosts),
     )
 
 

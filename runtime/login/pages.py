@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from html import escape
+from urllib.parse import urlsplit
 
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-__all__ = ["error_page", "page", "redirect"]
+__all__ = ["error_page", "form_targets", "page", "redirect"]
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem;color:#1d2330}"
@@ -26,16 +29,40 @@ _HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
 }
+# A host as a CSP source may name it: letters, digits, dots and dashes, and a port.
+_SOURCE_HOST = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$")
 
 
-def page(title: str, body_html: str, status: int = 200) -> HTMLResponse:
-    """A page; `body_html` must already be escaped."""
+def form_targets(callbacks: Iterable[str], redirect_hosts: Iterable[str]) -> list[str]:
+    """Where a login form's submission may end up: the origins of the client's callbacks (the code, or an
+    error, goes there) and the hosts the tenant's actions may send users to (over https).
+
+    Browsers check ``form-action`` against every redirect after the POST, not only its first target, so
+    a policy of ``'self'`` alone would stop the browser on its way back to the application."""
+    out: list[str] = []
+    for url in callbacks:
+        parts = urlsplit(url)
+        if parts.scheme in ("https", "http") and _SOURCE_HOST.match(parts.netloc.lower()):
+            out.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    out += [f"https://{host}" for host in redirect_hosts if _SOURCE_HOST.match(host)]
+    return sorted(set(out))
+
+
+def page(title: str, body_html: str, status: int = 200, *, form_targets: Iterable[str] = ()) -> HTMLResponse:
+    """A page; `body_html` must already be escaped. A form on it may post to this server, and be
+    redirected on to `form_targets` (origins, from :func:`form_targets`)."""
     html = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
         f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_STYLE}</style></head>'
         f"<body>{body_html}</body></html>"
     )
-    return HTMLResponse(html, status_code=status, headers=_HEADERS)
+    headers = dict(_HEADERS)
+    targets = " ".join(form_targets)
+    if targets:
+        headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace(
+            "form-action 'self'", f"form-action 'self' {targets}"
+        )
+    return HTMLResponse(html, status_code=status, headers=headers)
 
 
 def error_page(status: int, error: str, description: str) -> HTMLResponse:

@@ -162,6 +162,23 @@ def test_the_seed_story_in_a_browser(site: Site) -> None:
     assert submit(site, other, authorize(site, other, pkce())).headers["location"].startswith(METHOD)
 
 
+def test_the_login_form_may_be_redirected_to_the_app_and_the_factor_page_only(site: Site) -> None:
+    """Browsers check form-action along the redirects after the POST: the form's policy names this server, the
+    client's callback origins and the tenant's redirect hosts, and nothing else; so does the form shown again
+    after a wrong password."""
+    site.tenant.patch(f"/api/v2/clients/{site.client_id}", json={"callbacks": [CALLBACK, "http://127.0.0.1:8765/cb"]})
+    browser = site.browser()
+    form = authorize(site, browser, pkce())
+    wrong = submit(site, browser, form, password="nope")
+    for reply in (form, wrong):
+        policy = dict(d.strip().split(" ", 1) for d in reply.headers["content-security-policy"].split(";"))
+        assert policy["form-action"] == ("'self' http://127.0.0.1:8765 https://app.acme-bank.example "
+                                         "https://verify.acme-bank.example")  # fmt: skip
+        assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+    error = site.browser().get(site.path("authorize") + "?client_id=nobody")
+    assert "form-action 'self';" in error.headers["content-security-policy"]
+
+
 def test_prompt_login_keeps_the_session_records_under_a_new_id(site: Site) -> None:
     browser, p = site.browser(), pkce()
     code_of(factor(site, browser, submit(site, browser, authorize(site, browser, p))))
