@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 TYPES  := sdk/types
+WEB    := runtime/console/web
 
-.PHONY: setup engine typings demo test lint bench bench-latency bench-flows clean
+.PHONY: setup engine typings console demo test lint bench bench-latency bench-flows clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +30,23 @@ $(TYPES)/node_modules/.installed: $(TYPES)/package.json $(TYPES)/package-lock.js
 
 typings: $(TYPES)/node_modules/.installed
 
-demo: engine
+# The web console (/console): its sources in runtime/console/web, bundled with esbuild into
+# runtime/console/_built (never committed). CodeMirror, diff and esbuild are pinned by the
+# web folder's package-lock.json; npm's cache makes later installs offline.
+$(WEB)/node_modules/.installed: $(WEB)/package.json $(WEB)/package-lock.json
+	@command -v npm >/dev/null || { echo "make console: npm is missing; install Node.js 18 or later with npm" >&2; exit 1; }
+	cd $(WEB) && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+	@touch $@
+
+runtime/console/_built/console.js: $(WEB)/node_modules/.installed $(wildcard $(WEB)/src/*.js $(WEB)/src/*/*.js $(WEB)/src/*.css)
+	cd $(WEB) && npm run --silent build
+
+console: runtime/console/_built/console.js
+
+demo: engine console
 	$(BIN)/python -m sdk.demo
 
-test: engine typings
+test: engine typings console
 	$(BIN)/python -m pytest
 
 lint: setup
@@ -52,4 +66,5 @@ bench-flows: engine
 	$(BIN)/python benchmarks/flow_throughput.py
 
 clean:
-	rm -rf $(VENV) runtime/engine/_built $(TYPES)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runtime/engine/_built $(TYPES)/node_modules runtime/console/_built $(WEB)/node_modules \
+		.pytest_cache .mypy_cache .ruff_cache

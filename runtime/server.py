@@ -65,7 +65,7 @@ def serve(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}"
     ready = (
         f"Ready: the management API is at {base}/api/v2 (OpenAPI document: /api/v2/openapi.json), "
-        f"tenants' login pages at {base}/t/<tenant>/authorize. Stop with Ctrl+C."
+        f"tenants' login pages at {base}/t/<tenant>/authorize, the web console at {base}/console. Stop with Ctrl+C."
     )
     common: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "info", "access_log": True,
                               "log_config": None}  # fmt: skip

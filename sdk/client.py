@@ -36,10 +36,12 @@ __all__ = [
     "Action",
     "ActionPage",
     "ActionRun",
+    "ActionStats",
     "ApiError",
     "ApiKey",
     "Binding",
     "Client",
+    "CurrentKey",
     "ErrorInfo",
     "Execution",
     "ExecutionEvent",
@@ -49,7 +51,9 @@ __all__ = [
     "LogLine",
     "LogStream",
     "NewTenant",
+    "PlatformLimits",
     "RunStats",
+    "StatsBucket",
     "Tenant",
     "TenantSettings",
     "TestResult",
@@ -58,6 +62,7 @@ __all__ = [
     "Trace",
     "Trigger",
     "Unreachable",
+    "Usage",
     "User",
     "UserPage",
     "Version",
@@ -115,6 +120,41 @@ class Tenant(TypedDict):
 
 class NewTenant(Tenant):
     api_key: ApiKey
+
+
+class CurrentKey(TypedDict):
+    """Whose the key is: ``kind`` "operator", or "tenant" with the tenant's id and name."""
+
+    kind: Literal["operator", "tenant"]
+    key_id: str
+    tenant_id: NotRequired[str]
+    tenant_name: NotRequired[str]
+
+
+class PlatformLimits(TypedDict):
+    """What a new tenant gets, and the most an operator may set, by limit or quota name."""
+
+    defaults: dict[str, int]
+    maximums: dict[str, int]
+
+
+# A tenant's executions over a period: "errors" are those that failed (an action's error, a timeout, a
+# limit: the login failed closed); "by_kind" counts logins ("flow") and tests ("test"). Functional
+# syntax: "from" is a keyword.
+Usage = TypedDict(
+    "Usage",
+    {
+        "tenant_id": str,
+        "from": str,
+        "to": str,
+        "executions": int,
+        "errors": int,
+        "by_status": dict[str, int],
+        "by_kind": dict[str, int],
+        "action_runs": int,
+        "fuel_used": int,
+    },
+)
 
 
 class TenantSettings(TypedDict):
@@ -343,6 +383,37 @@ class ExecutionPage(TypedDict):
     total: int
     page: int
     per_page: int
+
+
+class StatsBucket(TypedDict):
+    """An action's runs in one bucket of time: run time percentiles (microseconds; None without a measure)
+    and the count of each outcome ("completed", "denied", "redirected", "failed")."""
+
+    start: str
+    runs: int
+    p50_us: int | None
+    p99_us: int | None
+    outcomes: dict[str, int]
+
+
+# An action's runs over a period, per bucket and over the whole period; "errors" counts the failed runs by
+# error class ("action_error", "action_timeout"...). Functional syntax: "from" is a keyword.
+ActionStats = TypedDict(
+    "ActionStats",
+    {
+        "action_id": str,
+        "from": str,
+        "to": str,
+        "bucket_seconds": int,
+        "kind": str | None,
+        "runs": int,
+        "p50_us": int | None,
+        "p99_us": int | None,
+        "outcomes": dict[str, int],
+        "errors": dict[str, int],
+        "buckets": list[StatsBucket],
+    },
+)
 
 
 class ExecutionEvent(TypedDict):
@@ -582,9 +653,23 @@ class Tenants(_Group):
         """Delete the tenant and everything it owns."""
         self._api.request("DELETE", f"/tenants/{tenant_id}")
 
+    def usage(self, tenant_id: str, *, since: str | None = None, until: str | None = None) -> Usage:
+        """The tenant's executions, errors, action runs and fuel from `since` to `until` (ISO 8601 times
+        with a zone; by default the last 24 hours)."""
+        params = {"from": since, "to": until}
+        return cast(Usage, self._api.request("GET", f"/tenants/{tenant_id}/usage", params=params))
+
+    def limits(self) -> PlatformLimits:
+        """The limits and quotas a new tenant gets, and the most :meth:`update` accepts."""
+        return cast(PlatformLimits, self._api.request("GET", "/limits"))
+
 
 class Keys(_Group):
-    """``/tenants/{id}/keys``: the operator's routes for a tenant's API keys."""
+    """``/tenants/{id}/keys``: the operator's routes for a tenant's API keys; and ``/keys/current``, for any key."""
+
+    def current(self) -> CurrentKey:
+        """Whose the client's own key is: the operator's, or a tenant's (with its id and name)."""
+        return cast(CurrentKey, self._api.request("GET", "/keys/current"))
 
     def create(self, tenant_id: str) -> ApiKey:
         """A new key for the tenant; its text (``key``) is only in this answer."""
@@ -817,9 +902,28 @@ class Actions(_Group):
         path = f"/actions/actions/{action_id}/versions/{version_id}/deploy"
         return cast(Version, self._api.request("POST", path))
 
+    def stats(
+        self,
+        action_id: str,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        bucket: int | None = None,
+        kind: Literal["flow", "test"] | None = None,
+    ) -> ActionStats:
+        """The action's run time (p50, p99) and outcomes from `since` to `until` (ISO 8601 times with a zone;
+        by default the last 24 hours), per `bucket` seconds (by default a round size that makes at most 100
+        buckets); `kind` keeps only logins ("flow") or tests ("test")."""
+        params = {"from": since, "to": until, "bucket": bucket, "kind": kind}
+        return cast(ActionStats, self._api.request("GET", f"/actions/actions/{action_id}/stats", params=params))
+
     def triggers(self) -> builtins.list[Trigger]:
         """The triggers actions can be bound to, with their handlers."""
         return cast(builtins.list[Trigger], self._api.request("GET", "/actions/triggers")["triggers"])
+
+    def sample_event(self, trigger: str = "post-login") -> dict[str, Any]:
+        """A realistic event for `trigger`, to :meth:`test` actions with."""
+        return cast(dict[str, Any], self._api.request("GET", f"/actions/triggers/{trigger}/sample-event")["event"])
 
     def bindings(self, trigger: str = "post-login") -> builtins.list[Binding]:
         """The trigger's flow: the actions it runs, in order."""

@@ -18,13 +18,12 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from runtime.limits import Limits, LimitsError
 from runtime.sandbox import ActionError, ExecutionResult, Stats, compile_action, execute
-from runtime.triggers import HANDLERS
+from runtime.triggers import HANDLERS, sample_event
 
 __all__ = [
     "RunReport",
@@ -44,13 +43,6 @@ EXIT_USAGE = 2
 
 class UsageError(Exception):
     """The command line or an input file cannot be used; the message says why."""
-
-
-def sample_event(trigger: str = "post-login") -> dict[str, Any]:
-    """The sample event for `trigger`, as the editor prefills it."""
-    text = resources.files("sdk").joinpath("samples", f"{trigger}.json").read_text()
-    event: dict[str, Any] = json.loads(text)
-    return event
 
 
 @dataclass(frozen=True)

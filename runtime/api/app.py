@@ -1,4 +1,4 @@
-"""The Starlette application: the management API (and, as they arrive, the login endpoints).
+"""The Starlette application: the management API, the login endpoints and the web console.
 
 Lifecycle: :func:`create_app` once per server process; its lifespan starts
 the services (database, schema, keys, executor processes) and a sweeper for
@@ -24,6 +24,7 @@ from runtime.api.openapi import document
 from runtime.api.routes import ENDPOINTS
 from runtime.api.services import start_services, sweep_forever
 from runtime.config import Settings
+from runtime.console import routes as console_routes
 from runtime.login import continuation, hosted
 
 __all__ = ["app_from_environment", "create_app"]
@@ -67,6 +68,7 @@ def create_app(
         *(e.route() for e in ENDPOINTS),
         *continuation.routes(),
         *hosted.routes(),
+        *console_routes(),
     ]
     return Starlette(
         routes=routes,

@@ -1,7 +1,8 @@
 """Who is calling: ``Authorization: Bearer <key>``, a tenant's key or the operator's.
 
 Missing, unknown or revoked keys get 401; a key of the wrong kind for the
-route gets 403. Keys are looked up by hash and compared in constant time.
+route gets 403 (routes for "any" key take both kinds). Keys are looked up by
+hash and compared in constant time.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ __all__ = ["authenticate"]
 
 
 async def authenticate(request: Request, services: Services, audience: str) -> Principal:
-    """The principal of the request, checked against the route's audience ("operator" or "tenant")."""
+    """The principal of the request, checked against the route's audience ("operator", "tenant" or "any")."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     key = key.strip()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -51,6 +52,20 @@ class Call:
             raise ApiError(400, "invalid_query", "page and per_page must be whole numbers") from None
         return page, per_page
 
+    def moment(self, name: str) -> datetime | None:
+        """The query parameter `name` as an ISO 8601 time with its zone; None when it is not given."""
+        text = self.request.query_params.get(name)
+        if text is None:
+            return None
+        example = "e.g. 2026-11-28T10:15:00Z"
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(400, "invalid_query", f"{name} must be an ISO 8601 time, {example}") from None
+        if moment.tzinfo is None:
+            raise ApiError(400, "invalid_query", f"{name} must say its time zone, {example}")
+        return moment
+
 
 Handler = Callable[[Call], Awaitable[Response]]
 
@@ -65,7 +80,7 @@ class Endpoint:
     path: str
     handler: Handler
     summary: str
-    audience: str  # "operator" | "tenant"
+    audience: str  # "operator" | "tenant" | "any" (either kind of key)
     body: type[BaseModel] | None = None
     status: int = 200
     query: tuple[str, ...] = field(default=())

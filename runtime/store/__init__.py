@@ -31,6 +31,7 @@ from runtime.store.logins import Logins
 from runtime.store.migrate import migrate
 from runtime.store.oauth import OAuth
 from runtime.store.signing_keys import SigningKeys
+from runtime.store.statistics import Statistics
 from runtime.store.tenants import Keys, Tenants
 from runtime.store.users import Users
 from runtime.store.vault import DataKeys
@@ -72,6 +73,7 @@ class Store:
         self.users = Users(pool)
         self.cache = Cache(pool)
         self.executions = Executions(pool)
+        self.statistics = Statistics(pool)
         # Logins end with writes that many concurrent logins can share a commit for.
         self.logins = Logins(pool, GroupCommit(pool))
         self.oauth = OAuth(pool)

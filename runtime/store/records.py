@@ -158,3 +158,37 @@ class Execution:
     updated_at: datetime
     # The event the flow (or test) started with, without secrets: with the traces, enough to replay it.
     event: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LatencyBucket:
+    """An action's runs in one bucket of time: how long they took (microseconds) and how they ended."""
+
+    start: datetime
+    runs: int
+    p50_us: int | None
+    p99_us: int | None
+    outcomes: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ActionStats:
+    """An action's runs over a period: per bucket, and over the whole period with failures by class."""
+
+    buckets: list[LatencyBucket]
+    runs: int
+    p50_us: int | None
+    p99_us: int | None
+    outcomes: dict[str, int]
+    errors: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A tenant's executions over a period, what they ran and the fuel they used."""
+
+    executions: int
+    by_status: dict[str, int]
+    by_kind: dict[str, int]
+    action_runs: int
+    fuel_used: int

@@ -215,3 +215,18 @@ def test_triggers(tenant: TenantClient) -> None:
     assert [(t["id"], t["version"], t["handlers"]) for t in triggers] == [
         ("post-login", "v3", ["onExecutePostLogin", "onContinuePostLogin"])
     ]
+
+
+def test_a_trigger_offers_its_sample_event(tenant: TenantClient) -> None:
+    """The sample event is the one `tollgate run` uses, and it runs as it is; an unknown trigger is a 404."""
+    from sdk.runner import sample_event
+
+    reply = tenant.get("/api/v2/actions/triggers/post-login/sample-event")
+    assert reply.status_code == 200
+    assert reply.json() == {"trigger_id": "post-login", "event": sample_event("post-login")}
+    action = create(
+        tenant, "reads", "exports.onExecutePostLogin = async (event) => { console.log(event.user.email); };"
+    )
+    run = tenant.post(f"/api/v2/actions/actions/{action['id']}/test", json={"payload": reply.json()["event"]}).json()
+    assert run["payload"]["logs"] == [{"level": "log", "message": reply.json()["event"]["user"]["email"]}]
+    assert tenant.get("/api/v2/actions/triggers/pre-login/sample-event").status_code == 404

@@ -68,6 +68,32 @@ def test_limits_are_set_within_the_platform_maximums(
     assert restored["limits"]["fuel"] == Limits().fuel and restored["limits"]["max_actions"] == 2
 
 
+def test_the_platform_says_its_defaults_and_maximums(api: TestClient, operator_headers: dict[str, str]) -> None:
+    """GET /limits: the values a new tenant gets and the most PATCH accepts, for every limit and quota."""
+    reply = api.get("/api/v2/limits", headers=operator_headers)
+    assert reply.status_code == 200
+    body = reply.json()
+    made = api.post("/api/v2/tenants", json={"name": "defaults-tenant"}, headers=operator_headers).json()
+    assert body["defaults"] == made["limits"]
+    assert set(body["maximums"]) == set(body["defaults"])
+    assert body["maximums"]["wall_ms"] == PLATFORM_MAXIMUMS.wall_ms and body["maximums"]["max_actions"] == 1_000
+    path = f"/api/v2/tenants/{made['id']}"
+    for name, most in body["maximums"].items():
+        assert api.patch(path, json={"limits": {name: most}}, headers=operator_headers).status_code == 200, name
+        assert api.patch(path, json={"limits": {name: most + 1}}, headers=operator_headers).status_code == 400, name
+
+
+def test_any_key_learns_whose_it_is(api: TestClient, operator_headers: dict[str, str], tenant: TenantClient) -> None:
+    """GET /keys/current takes both kinds of key and says which; without a valid key it is a 401 like any route."""
+    assert api.get("/api/v2/keys/current", headers=operator_headers).json() == {"kind": "operator",
+                                                                               "key_id": "environment"}  # fmt: skip
+    mine = tenant.get("/api/v2/keys/current").json()
+    keys = api.get(f"/api/v2/tenants/{tenant.id}/keys", headers=operator_headers).json()["keys"]
+    assert mine == {"kind": "tenant", "key_id": keys[0]["id"], "tenant_id": tenant.id, "tenant_name": tenant.name}
+    unknown = api.get("/api/v2/keys/current", headers={"Authorization": "Bearer tgt_unknown"})
+    assert (unknown.status_code, unknown.json()["errorCode"]) == (401, "invalid_key")
+
+
 def test_limits_apply_to_the_tenants_executions_and_quotas(
     api: TestClient, operator_headers: dict[str, str], tenant: TenantClient
 ) -> None:

@@ -235,3 +235,26 @@ def test_a_syntax_error_points_at_the_file(acme: Tollgate) -> None:
         acme.actions.create("broken", "exports.onExecutePostLogin = async () => {\n  let x = ;\n};\n")
     assert caught.value.code == "action_syntax"
     assert caught.value.at("broken.js").startswith("broken.js:2:")
+
+
+def test_stats_usage_limits_and_the_sample_event(operator: Tollgate, acme: Tollgate) -> None:
+    """The routes the console reads: an action's stats, the sample event, the tenant's usage, the platform's limits."""
+    prints = acme.actions.create("prints", PRINTS)
+    event = acme.actions.sample_event()
+    assert event["user"]["email"] == "jane.doe@example.com"
+    acme.actions.test(prints["id"], event)
+    stats = acme.actions.stats(prints["id"], bucket=3600, kind="test")
+    assert (stats["runs"], stats["outcomes"]["completed"], stats["bucket_seconds"]) == (1, 1, 3600)
+    assert stats["buckets"][0]["p50_us"] == stats["p50_us"] is not None
+    assert acme.actions.stats(prints["id"], kind="flow")["runs"] == 0
+    with pytest.raises(ApiError) as refused:
+        acme.actions.stats(prints["id"], since="2026-01-02T00:00:00Z", until="2026-01-01T00:00:00Z")
+    assert refused.value.code == "invalid_query"
+
+    assert operator.keys.current()["kind"] == "operator"
+    tenant_id = acme.keys.current()["tenant_id"]
+    usage = operator.tenants.usage(tenant_id)
+    assert (usage["executions"], usage["errors"], usage["by_kind"]) == (1, 0, {"test": 1})
+    assert usage["fuel_used"] > 0
+    limits = operator.tenants.limits()
+    assert limits["defaults"]["fuel"] < limits["maximums"]["fuel"]

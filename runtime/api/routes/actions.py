@@ -20,7 +20,7 @@ from runtime.flows.runner import logs_truncated
 from runtime.limits import TenantLimits
 from runtime.sandbox import CompiledAction
 from runtime.store.actions import BindingRef, SecretChange
-from runtime.triggers import HANDLERS
+from runtime.triggers import HANDLERS, sample_event
 
 TRIGGER_VERSIONS = {"post-login": "v3"}
 RUNTIMES = ["node18", "node22"]
@@ -162,6 +162,11 @@ def _trigger_param(call: Call) -> str:
     return trigger_id
 
 
+async def get_sample_event(call: Call) -> Response:
+    trigger_id = _trigger_param(call)
+    return json({"trigger_id": trigger_id, "event": sample_event(trigger_id)})
+
+
 async def get_bindings(call: Call) -> Response:
     bindings = await call.services.store.actions.bindings(call.tenant_id, _trigger_param(call))
     return json({"bindings": [views.binding(b) for b in bindings], "total": len(bindings)})
@@ -236,6 +241,9 @@ ENDPOINTS = [
     Endpoint("POST", "/api/v2/actions/actions/{id}/versions/{version_id}/deploy", deploy_version,
              "Roll back: deploy a copy of an older version as a new version", "tenant"),
     Endpoint("GET", "/api/v2/actions/triggers", list_triggers, "List the triggers actions can bind to", "tenant"),
+    Endpoint("GET", "/api/v2/actions/triggers/{trigger_id}/sample-event", get_sample_event,
+             "A realistic event for the trigger, to test actions with (what the console's test panel starts from)",
+             "tenant"),
     Endpoint("GET", "/api/v2/actions/triggers/{trigger_id}/bindings", get_bindings,
              "The trigger's flow: its bound actions in order", "tenant"),
     Endpoint("PATCH", "/api/v2/actions/triggers/{trigger_id}/bindings", update_bindings,

@@ -1,4 +1,4 @@
-"""The operator's routes: tenants, their limits and their API keys."""
+"""The operator's routes: tenants, their limits and their API keys; the platform's defaults and maximums."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from starlette.responses import Response
 from runtime.api import views
 from runtime.api.endpoints import Call, Endpoint, json
 from runtime.api.models import KeyCreate, TenantCreate, TenantUpdate
-from runtime.limits import TenantLimits
+from runtime.limits import PLATFORM_MAXIMUMS, PLATFORM_QUOTA_MAXIMUMS, TenantLimits
 from runtime.store.records import Tenant
 
 
@@ -49,6 +49,13 @@ async def delete_tenant(call: Call) -> Response:
     return Response(status_code=204)
 
 
+async def platform_limits(call: Call) -> Response:
+    return json({
+        "defaults": TenantLimits.from_overrides({}).as_dict(),
+        "maximums": {**PLATFORM_MAXIMUMS.as_dict(), **PLATFORM_QUOTA_MAXIMUMS.as_dict()},
+    })  # fmt: skip
+
+
 async def create_key(call: Call) -> Response:
     key, text = await call.services.store.keys.create(call.param("id"))
     return json(views.api_key(key, text), 201)
@@ -79,4 +86,6 @@ ENDPOINTS = [
              "operator"),
     Endpoint("DELETE", "/api/v2/tenants/{id}/keys/{key_id}", revoke_key, "Revoke a tenant's API key",
              "operator", status=204),
+    Endpoint("GET", "/api/v2/limits", platform_limits,
+             "The limits and quotas a tenant gets by default, and the most an operator may set", "operator"),
 ]  # fmt: skip
