@@ -70,7 +70,7 @@ def serve(args: argparse.Namespace) -> int:
     common: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "info", "access_log": True,
                               "log_config": None}  # fmt: skip
     if workers == 1:
-        uvicorn.run(create_app(settings, ready_message=ready), **common)
+        uvicorn.run(create_app(settings, ready_message=ready, server_process=True), **common)
     else:
         log.info(
             "Starting %d server processes, each with %d executor process%s",

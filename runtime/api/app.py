@@ -25,6 +25,7 @@ from runtime.api.routes import ENDPOINTS
 from runtime.api.services import start_services, sweep_forever
 from runtime.config import Settings
 from runtime.console import routes as console_routes
+from runtime.gctuning import settle_after_startup
 from runtime.login import continuation, hosted
 
 __all__ = ["app_from_environment", "create_app"]
@@ -33,15 +34,25 @@ log = logging.getLogger("tollgate")
 
 
 def create_app(
-    settings: Settings | None = None, *, executors: int | None = None, ready_message: str | None = None
+    settings: Settings | None = None,
+    *,
+    executors: int | None = None,
+    ready_message: str | None = None,
+    server_process: bool = False,
 ) -> Starlette:
-    """The application; services start with its lifespan, which logs `ready_message` when they have."""
+    """The application; services start with its lifespan, which logs `ready_message` when they have.
+
+    `server_process`: the app owns this process (``tollgate serve``), so its
+    garbage collection is tuned for serving once the services have started.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await start_services(settings or Settings.from_environment(), executors=executors)
         app.state.services = services
         sweeper = asyncio.create_task(sweep_forever(services))
+        if server_process:
+            settle_after_startup()
         if ready_message:
             log.info("%s", ready_message)
         try:
@@ -82,4 +93,6 @@ def app_from_environment() -> Starlette:
     from runtime.server import configure_logging
 
     configure_logging()  # a worker process starts with nothing configured
-    return create_app(Settings.from_environment(), ready_message=os.environ.get("TOLLGATE_READY_MESSAGE"))
+    return create_app(
+        Settings.from_environment(), ready_message=os.environ.get("TOLLGATE_READY_MESSAGE"), server_process=True
+    )

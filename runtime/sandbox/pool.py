@@ -90,10 +90,12 @@ def _executor_main(conn: Connection) -> None:
     """The executor process: load the engine, then answer requests until the pipe closes."""
     for name in SCRUBBED_ENVIRONMENT:
         os.environ.pop(name, None)
+    from runtime.gctuning import settle_after_startup
     from runtime.sandbox import _engine
     from runtime.sandbox.executor import execute_packed
 
     build_id = _engine.engine().build_id
+    settle_after_startup()
     actions: OrderedDict[str, CompiledAction] = OrderedDict()  # the actions run lately, by bytecode digest
     conn.send_bytes(msgpack.packb({"ready": os.getpid(), "build_id": build_id}))
     while True:
