@@ -258,7 +258,10 @@ _set_epoch_deadline = raw._wasmtime_context_set_epoch_deadline
 _pre_instantiate = raw._wasmtime_instance_pre_instantiate
 _export_get = raw._wasmtime_instance_export_get
 _call_unchecked = raw._wasmtime_func_call_unchecked
-_memory_data = raw._wasmtime_memory_data
+# The memory's base address as an int (wasmtime-py's binding returns a pointer object).
+_memory_data = ffi.dll["wasmtime_memory_data"]
+_memory_data.restype = ctypes.c_size_t
+_memory_data.argtypes = raw._wasmtime_memory_data.argtypes
 _memory_data_size = raw._wasmtime_memory_data_size
 _byref = ctypes.byref
 _memmove = ctypes.memmove
@@ -273,10 +276,12 @@ class Instance:
     """One store and one instance: made for one execution, then dropped.
 
     Memory reads and writes go through the linear memory's base pointer and
-    size, fetched again after every call (a call may grow the memory).
+    size. The size is read again after every call (a call may grow the
+    memory), and the base with it when the size changed.
     """
 
-    __slots__ = ("_args", "_base", "_ctx", "_fuel", "_instance", "_memory", "_size", "_store", "host_call")
+    __slots__ = ("_args", "_base", "_ctx", "_fuel", "_instance", "_memory", "_memory_ref", "_size", "_store",
+                 "host_call")  # fmt: skip
 
     def __init__(
         self, engine: WasmEngine, *, fuel: int, wall_ms: int, memory_bytes: int, host_call: HostCall | None
@@ -305,13 +310,16 @@ class Instance:
             self.close()
             raise WasmFailure("the engine module exports no memory")
         self._memory = item.of.memory
+        self._memory_ref = _byref(self._memory)
         self._args = _Args()
-        self._refresh()
+        self._base: int = _memory_data(ctx, self._memory_ref)
+        self._size: int = _memory_data_size(ctx, self._memory_ref)
 
     def _refresh(self) -> None:
-        mem = _byref(self._memory)
-        self._base = ctypes.cast(_memory_data(self._ctx, mem), ctypes.c_void_p).value or 0
-        self._size = int(_memory_data_size(self._ctx, mem))
+        size = _memory_data_size(self._ctx, self._memory_ref)
+        if size != self._size:
+            self._base = _memory_data(self._ctx, self._memory_ref)
+            self._size = size
 
     def close(self) -> None:
         """Drop the store and its instance. Idempotent."""

@@ -22,7 +22,7 @@ import msgpack
 from runtime.limits import Limits
 from runtime.sandbox import _protocol as proto
 from runtime.sandbox._engine import engine, guest_call
-from runtime.sandbox.errors import ActionProtocolError, ActionSyntaxError
+from runtime.sandbox.errors import ActionProtocolError, ActionSyntaxError, PlatformError
 
 __all__ = ["MAX_SOURCE_BYTES", "CompiledAction", "compile_action"]
 
@@ -35,7 +35,9 @@ class CompiledAction:
 
     Only :func:`compile_action` makes these; the platform stores them and
     passes them between processes, but never accepts bytecode from a
-    tenant. ``execute`` checks the bytecode against its digest.
+    tenant. The bytecode is checked against its digest when the object is
+    made (loaded from the store, received over a pipe), so an execution
+    never loads bytes that differ from what the compiler produced.
     """
 
     source: str
@@ -45,6 +47,10 @@ class CompiledAction:
     build_id: str
     source_sha256: str
     bytecode_sha256: str
+
+    def __post_init__(self) -> None:
+        if hashlib.sha256(self.bytecode).hexdigest() != self.bytecode_sha256:
+            raise PlatformError("The action's bytecode does not match its digest; compile the action again")
 
     def to_wire(self) -> dict[str, Any]:
         return {

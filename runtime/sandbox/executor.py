@@ -9,7 +9,6 @@ dropped. Nothing an execution does is visible to the next one.
 
 from __future__ import annotations
 
-import hashlib
 import secrets as secrets_module
 import threading
 import time
@@ -24,7 +23,7 @@ from runtime.limits import Limits
 from runtime.sandbox import _protocol as proto
 from runtime.sandbox._engine import HostFunction, engine, guest_call
 from runtime.sandbox.compiler import CompiledAction, compile_action
-from runtime.sandbox.errors import ActionError, PlatformError, SandboxError, error_from_dict
+from runtime.sandbox.errors import ActionError, SandboxError, error_from_dict
 from runtime.triggers import host_functions as trigger_host_functions
 
 __all__ = ["ExecutionResult", "Stats", "Trace", "execute", "execute_packed", "pack_request"]
@@ -238,9 +237,7 @@ def execute_packed(
     if len(seed) != 32:
         raise ValueError("the seed must be 32 bytes")
     now_ms = float(now_ms if now_ms is not None else time.time() * 1000)
-    action = _recompiled.current(action)
-    if hashlib.sha256(action.bytecode).hexdigest() != action.bytecode_sha256:
-        raise PlatformError("The action's bytecode does not match its digest; compile the action again")
+    action = _recompiled.current(action)  # its bytecode was checked against its digest when it was made
 
     call = guest_call(
         b"tg_run",

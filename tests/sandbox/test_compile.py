@@ -9,6 +9,7 @@ from runtime.sandbox import (
     ActionThrew,
     ActionTimeout,
     CompiledAction,
+    PlatformError,
     compile_action,
     execute,
 )
@@ -23,6 +24,16 @@ def test_a_valid_action_compiles_to_bytecode() -> None:
     assert action.handlers == ("onExecutePostLogin", "onContinuePostLogin")
     assert action.bytecode and len(action.bytecode_sha256) == 64
     assert len(action.build_id) == 64
+
+
+def test_bytecode_that_differs_from_its_digest_is_refused_before_it_can_run() -> None:
+    """Stored or piped bytecode that was altered never becomes an action to execute."""
+    wire = compile_action(GOOD).to_wire()
+    assert CompiledAction.from_wire(wire).bytecode == wire["bytecode"]
+    altered = bytearray(wire["bytecode"])
+    altered[len(altered) // 2] ^= 0xFF
+    with pytest.raises(PlatformError, match="does not match its digest"):
+        CompiledAction.from_wire({**wire, "bytecode": bytes(altered)})
 
 
 def test_compiling_is_deterministic() -> None:
