@@ -111,7 +111,11 @@ def _executor_main(conn: Connection) -> None:
             conn.send_bytes(msgpack.packb(_compile(request["compile"])))
             continue
         if "action" in request:
-            action = CompiledAction.from_wire(request["action"])
+            try:
+                action = CompiledAction.from_wire(request["action"])
+            except PlatformError as exc:  # bytecode that does not match its digest
+                conn.send_bytes(msgpack.packb({"platform_error": exc.message}))
+                continue
             actions[action.bytecode_sha256] = action
             if len(actions) > _ACTIONS_KEPT:
                 actions.popitem(last=False)

@@ -104,6 +104,21 @@ def test_failures_cross_the_pipe_with_their_class(pool: ExecutorPool, busy_loop:
     assert isinstance(result.error, ActionTimeout) and result.error.limit == "fuel"
 
 
+def test_an_executor_refuses_bytecode_that_differs_from_its_digest_and_carries_on(pool: ExecutorPool) -> None:
+    """Altered bytecode on the pipe fails that execution closed; the executor answers the next one."""
+    action = compile_action("exports.onExecutePostLogin = async (event, api) => { api.access.deny('no'); };")
+    altered = compile_action("exports.onExecutePostLogin = async (event, api) => { api.access.deny('no'); };")
+    changed = bytearray(altered.bytecode)
+    changed[-1] ^= 0xFF
+    object.__setattr__(altered, "bytecode", bytes(changed))  # as a damaged store row would arrive
+    pids = set(pool.pids())
+    for _ in range(2):  # each executor gets it
+        with pytest.raises(PlatformError, match="does not match its digest"):
+            pool.execute(altered, "onExecutePostLogin", EVENT)
+    assert set(pool.pids()) == pids
+    assert pool.execute(action, "onExecutePostLogin", EVENT).commands == [{"type": "deny", "reason": "no"}]
+
+
 def test_the_guest_wall_clock_limit_is_not_taken_for_a_hang(pool: ExecutorPool, busy_loop: CompiledAction) -> None:
     """An action that runs into its own wall_ms ends as action_timeout; its executor is kept."""
     before = pool.stats()
