@@ -33,6 +33,7 @@ PAGE_BYTES = 65536
 
 SEC_CUSTOM = 0
 SEC_IMPORT = 2
+SEC_TABLE = 4
 SEC_MEMORY = 5
 SEC_GLOBAL = 6
 SEC_EXPORT = 7
@@ -199,6 +200,22 @@ def memory_minimum_bytes(module: bytes) -> int:
             pages, _ = _uleb(body, pos)
             return int(pages) * PAGE_BYTES
     raise WasmFormatError("the module defines no memory")
+
+
+def table_elements(module: bytes) -> int:
+    """Elements in the module's defined tables at instantiation, all tables together."""
+    total = 0
+    for sid, body in _sections(module):
+        if sid == SEC_TABLE:
+            count, pos = _uleb(body, 0)
+            for _ in range(count):
+                pos += 1  # reference type
+                flags, pos = _uleb(body, pos)
+                minimum, pos = _uleb(body, pos)
+                if flags & 1:
+                    _, pos = _uleb(body, pos)
+                total += minimum
+    return total
 
 
 def _global_entries(body: bytes) -> list[tuple[int, int, bytes]]:

@@ -130,6 +130,7 @@ class PoolSettings:
     slots: int = 16
     max_memory_bytes: int = 256 * 1024 * 1024
     keep_resident_bytes: int = 0
+    table_keep_resident_bytes: int = 0
 
 
 class WasmEngine:
@@ -158,6 +159,7 @@ class WasmEngine:
             ffi.wasmtime_pooling_allocation_config_total_tables_set(pooling, pool.slots)
             ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pooling, pool.max_memory_bytes)
             ffi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pooling, pool.keep_resident_bytes)
+            ffi.wasmtime_pooling_allocation_config_table_keep_resident_set(pooling, pool.table_keep_resident_bytes)
             ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pooling)
         finally:
             ffi.wasmtime_pooling_allocation_config_delete(pooling)

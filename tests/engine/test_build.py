@@ -101,3 +101,25 @@ def test_the_rewriter_refuses_what_it_does_not_understand() -> None:
     """Bytes that are not a wasm module are refused with a clear error."""
     with pytest.raises(wasm_binary.WasmFormatError, match=r"not a WebAssembly 1\.0 module"):
         wasm_binary.imports(b"\x7fELF....")
+
+
+def test_table_elements_counts_every_defined_table() -> None:
+    """The pool keeps the function tables resident; their size comes from the module."""
+    one = wasmtime.wat2wasm("(module (table 5 funcref) (memory 1))")
+    two = wasmtime.wat2wasm("(module (table 5 20 funcref) (table 3 externref) (memory 1))")
+    none = wasmtime.wat2wasm("(module (memory 1))")
+    assert wasm_binary.table_elements(bytes(one)) == 5
+    assert wasm_binary.table_elements(bytes(two)) == 8
+    assert wasm_binary.table_elements(bytes(none)) == 0
+
+
+def test_the_pool_keeps_the_engine_table_resident() -> None:
+    """The built engine's table is reset in place, not released and faulted back in."""
+    from runtime.sandbox._engine import pool_settings
+
+    module = engine.load().module
+    settings = pool_settings(module)
+    elements = wasm_binary.table_elements(module)
+    assert elements > 100  # QuickJS calls through function pointers
+    assert settings.table_keep_resident_bytes >= elements * 8
+    assert settings.table_keep_resident_bytes % 4096 == 0
