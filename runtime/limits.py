@@ -61,7 +61,12 @@ class _WholeNumbers:
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        # Read on every execution (checks, wire format): worked out once per class.
+        names: tuple[str, ...] | None = cls.__dict__.get("_names")
+        if names is None:
+            names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+            cls._names = names  # type: ignore[attr-defined]
+        return names
 
     def within(self, maximums: Self) -> Self:
         """Check every value against `maximums`; returns self."""

@@ -94,11 +94,16 @@ def _executor_main(conn: Connection) -> None:
     from runtime.sandbox import _engine
     from runtime.sandbox.executor import execute_packed
 
-    build_id = _engine.engine().build_id
+    handle = _engine.engine()
+    build_id = handle.build_id
+    # An execution's sandbox is dropped (its memory slot reset) after the
+    # answer is sent, not before.
+    handle.wasm.defer_drops = True
     settle_after_startup()
     actions: OrderedDict[str, CompiledAction] = OrderedDict()  # the actions run lately, by bytecode digest
     conn.send_bytes(msgpack.packb({"ready": os.getpid(), "build_id": build_id}))
     while True:
+        handle.wasm.drop_deferred()  # the last answer is sent: now reset its sandbox
         try:
             raw = conn.recv_bytes()
         except (EOFError, OSError):
@@ -578,10 +583,12 @@ class ExecutorPool:
     def _acquire(self, count: int, *, wait: bool = True) -> list[_Executor]:
         """Take `count` free executors at once, waiting for them (or, without `wait`, none if none is free).
 
-        Every request is a chance to start the replacements the pool lacks,
-        so a pool whose replacements failed to start grows back once starting
-        works again. Executors that died while free are noticed and dropped
-        here, so that no request is sent to them. Fails closed, rather than
+        The executor freed last is taken first, so that under light load the
+        same warm process answers. Every request is a chance to start the
+        replacements the pool lacks, so a pool whose replacements failed to
+        start grows back once starting works again. Every free executor is
+        checked here, so that one that died while free is replaced at once
+        and no request is sent to it. Fails closed, rather than
         waiting on, when too few executors are alive and a replacement failed
         to start meanwhile.
         """
@@ -593,16 +600,14 @@ class ExecutorPool:
                     raise PlatformError("the executor pool is closed")
                 self._refill_locked()
                 if len(self._idle) >= count:
-                    taken = [self._idle.popleft() for _ in range(count)]
-                    dead = [executor for executor in taken if not executor.alive()]
+                    dead = [executor for executor in self._idle if not executor.alive()]
                     if not dead:
-                        return taken
-                    for executor in reversed(taken):
-                        if executor in dead:
-                            log.error("executor pid %d died while idle (%s)", executor.pid, executor.ending())
-                            self._discard_locked(executor)
-                        else:
-                            self._idle.appendleft(executor)
+                        # The executor that answered last first: its caches are warm.
+                        return [self._idle.pop() for _ in range(count)]
+                    for executor in dead:
+                        log.error("executor pid %d died while idle (%s)", executor.pid, executor.ending())
+                        self._idle.remove(executor)
+                        self._discard_locked(executor)
                     continue
                 if len(self._all) < count and self._start_failures > failures:
                     raise PlatformError("No executor could be started to run the action; try again")

@@ -94,3 +94,29 @@ def test_the_same_action_gives_the_same_result_with_the_same_inputs() -> None:
     assert first.commands == second.commands and first.logs == second.logs
     other = execute(action, "onExecutePostLogin", event, now_ms=1.7e12)
     assert other.commands != first.commands
+
+
+def test_a_deferred_drop_leaves_nothing_for_the_next_instance() -> None:
+    """With drops deferred (as executors do until their answer is sent) the next instance is still clean."""
+    marker = "DEFERRED-" + secrets.token_hex(12)
+    writer = compile_action(handler_source("globalThis.k = [event.marker, event.marker + '!']; console.log(k[1]);"))
+    handle = engine()
+    wasm = handle.wasm
+    wasm.defer_drops = True
+    try:
+        result = execute(writer, "onExecutePostLogin", {"marker": marker})
+        assert result.ok and logged(result) == [f"{marker}!"]
+        assert len(wasm._deferred) == 1, "the writer's store waits for drop_deferred()"
+        with wasm.instance(fuel=10_000_000, wall_ms=1_000, memory_bytes=32 << 20) as inst:
+            assert marker.encode() not in inst.read(0, inst.memory_size())
+        for _ in range(wasm.MAX_DEFERRED_DROPS + 3):
+            assert execute(writer, "onExecutePostLogin", {"marker": marker}).ok
+        assert len(wasm._deferred) == wasm.MAX_DEFERRED_DROPS, "past the bound, stores are dropped at once"
+        wasm.drop_deferred()
+        assert wasm._deferred == []
+        for _ in range(20):
+            with wasm.instance(fuel=10_000_000, wall_ms=1_000, memory_bytes=32 << 20) as inst:
+                assert marker.encode() not in inst.read(0, inst.memory_size())
+    finally:
+        wasm.defer_drops = False
+        wasm.drop_deferred()

@@ -253,6 +253,19 @@ def test_concurrent_callers_survive_a_killed_executor(pool: ExecutorPool, custom
     assert pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS).ok
 
 
+def test_one_caller_at_a_time_is_answered_by_the_same_warm_executor(
+    pool: ExecutorPool, custom_factor: CompiledAction
+) -> None:
+    """Under light load the executor freed last answers next, so its caches stay warm."""
+    wait_for(lambda: is_full(pool), "the pool to be full")
+    assert pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS).ok
+    warm = pool._idle[-1].pid
+    for _ in range(5):
+        assert pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS).ok
+        assert pool._idle[-1].pid == warm
+    assert sorted(pool.pids()) == sorted(e.pid for e in pool._idle), "the other executor stays ready"
+
+
 def test_a_replacement_that_cannot_start_is_retried_on_the_next_request(
     pool: ExecutorPool, custom_factor: CompiledAction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -263,7 +276,7 @@ def test_a_replacement_that_cannot_start_is_retried_on_the_next_request(
     first, second = pool.pids()
     os.kill(first, signal.SIGKILL)
     wait_for(lambda: alive(pool) == 1, "the first executor to die")
-    for _ in range(pool.size):  # free executors are taken in turn: one of these finds the dead one
+    for _ in range(pool.size):  # each request checks the free executors and replaces the dead one
         assert pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS).ok
     wait_for(lambda: pool.stats()["start_failures"] > failures, "the replacement to fail")
     assert pool.pids() == [second]
