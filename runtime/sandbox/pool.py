@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-import anyio.to_thread
 import msgpack
 
 from runtime.limits import Limits
@@ -144,6 +143,18 @@ def _executor_main(conn: Connection) -> None:
         except PlatformError as exc:
             reply = {"platform_error": exc.message}
         conn.send_bytes(msgpack.packb(reply))
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class _NoAnswer(Exception):
@@ -281,6 +292,10 @@ class ExecutorPool:
         # for each one freed; environments() only once every executor is free.
         self._freed = threading.Condition(self._lock)
         self._all_freed = threading.Condition(self._lock)
+        # Callers on an event loop waiting for an executor: woken on their loop, without a thread.
+        self._async_waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = (
+            collections.deque()
+        )
         self._all: list[_Executor] = []
         self._idle: collections.deque[_Executor] = collections.deque()
         self._starting = 0
@@ -377,13 +392,41 @@ class ExecutorPool:
     ) -> ExecutionResult:
         """:meth:`execute` for a caller on an asyncio event loop (the server).
 
-        The request is written and the answer awaited on the loop itself: no
-        hop to a worker thread and back, which costs more than the pipe. Only
-        when every executor is busy is the wait for one done in a thread.
+        The request is written and the answer awaited on the loop itself, and
+        when every executor is busy the wait for one is on the loop too: no
+        hop to a worker thread and back, which costs more than the pipe and,
+        under load, contends with the loop for the interpreter.
         """
         request = self._execution_request(action, handler, event, secrets=secrets, limits=limits, cache=cache)
-        taken = self._acquire(1, wait=False) or await anyio.to_thread.run_sync(self._acquire, 1)
-        return _result(await self._ask_async(taken[0], request.request_for, **request.ask))
+        executor = await self._acquire_async()
+        return _result(await self._ask_async(executor, request.request_for, **request.ask))
+
+    async def _acquire_async(self) -> _Executor:
+        """:meth:`_acquire` of one executor, waiting on the running event loop."""
+        loop = asyncio.get_running_loop()
+        failures = self._start_failures
+        while True:
+            taken = self._acquire(1, wait=False, failures=failures)
+            if taken:
+                return taken[0]
+            waiter: asyncio.Future[None] = loop.create_future()
+            entry = (loop, waiter)
+            with self._lock:
+                # Checked again under the lock that releases take: no wake-up is lost in between.
+                ready = self._idle or self._closed or (not self._all and self._start_failures > failures)
+                if not ready:
+                    self._async_waiters.append(entry)
+            if ready:
+                continue
+            try:
+                await waiter
+            except BaseException:
+                with self._lock:
+                    if entry in self._async_waiters:
+                        self._async_waiters.remove(entry)
+                    elif not waiter.cancelled():
+                        self._wake_async_locked()  # woken, then cancelled: pass the wake-up on
+                raise
 
     def _execution_request(
         self,
@@ -580,7 +623,7 @@ class ExecutorPool:
             self._discard(executor)
             raise
 
-    def _acquire(self, count: int, *, wait: bool = True) -> list[_Executor]:
+    def _acquire(self, count: int, *, wait: bool = True, failures: int | None = None) -> list[_Executor]:
         """Take `count` free executors at once, waiting for them (or, without `wait`, none if none is free).
 
         The executor freed last is taken first, so that under light load the
@@ -590,11 +633,12 @@ class ExecutorPool:
         checked here, so that one that died while free is replaced at once
         and no request is sent to it. Fails closed, rather than
         waiting on, when too few executors are alive and a replacement failed
-        to start meanwhile.
+        to start meanwhile (since `failures` start failures, when given).
         """
         wakeup = self._freed if count == 1 else self._all_freed
         with self._lock:
-            failures = self._start_failures
+            if failures is None:
+                failures = self._start_failures
             while True:
                 if self._closed:
                     raise PlatformError("the executor pool is closed")
@@ -665,6 +709,7 @@ class ExecutorPool:
                 # Callers waiting for an executor that may now never come fail closed.
                 self._freed.notify_all()
                 self._all_freed.notify_all()
+                self._wake_async_locked(every=True)
             if not closed:
                 log.error(
                     "a replacement executor did not start (%s); %d of %d executors running, "
@@ -689,8 +734,23 @@ class ExecutorPool:
 
     def _notify_locked(self) -> None:
         self._freed.notify()
+        self._wake_async_locked()
         if len(self._idle) == self._size:
             self._all_freed.notify_all()
+
+    def _wake_async_locked(self, *, every: bool = False) -> None:
+        """Wake the longest-waiting event-loop caller (or all of them), on its own loop."""
+        while self._async_waiters:
+            loop, waiter = self._async_waiters.popleft()
+            try:
+                if _running_loop() is loop:
+                    loop.call_soon(_resolve, waiter)
+                else:
+                    loop.call_soon_threadsafe(_resolve, waiter)
+            except RuntimeError:  # its loop is closed: nobody is waiting there any more
+                continue
+            if not every:
+                return
 
     def _new_executor(self) -> _Executor:
         return _Executor(self._ctx, send_timeout_s=self._margin_s)
@@ -709,6 +769,7 @@ class ExecutorPool:
             self._idle.clear()
             self._freed.notify_all()
             self._all_freed.notify_all()
+            self._wake_async_locked(every=True)
         for executor in busy:  # their callers see the pipe break and drop them
             executor.process.kill()
             executor.reap()

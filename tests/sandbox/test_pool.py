@@ -378,3 +378,71 @@ def test_an_asyncio_caller_does_not_wait_past_the_deadline_of_a_stopped_executor
 
     asyncio.run(scenario())
     wait_for(lambda: pool.stats()["alive"] == pool.size, "the pool to be whole again")
+
+
+def test_asyncio_callers_wait_for_a_busy_pool_on_the_loop_without_threads(
+    busy_loop: CompiledAction, custom_factor: CompiledAction, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every executor busy, event-loop callers queue on the loop; a cancelled one leaves the queue."""
+    import asyncio
+
+    import anyio.to_thread
+
+    def no_threads(*_: object, **__: object) -> None:
+        raise AssertionError("an event-loop caller waited in a worker thread")
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", no_threads)
+    monkeypatch.setattr(asyncio, "to_thread", no_threads)
+
+    async def scenario(single: ExecutorPool) -> None:
+        slow = asyncio.create_task(
+            single.execute_async(busy_loop, "onExecutePostLogin", EVENT, limits=Limits(wall_ms=400, fuel=10**12))
+        )
+        deadline = time.monotonic() + HANG_S
+        while not single.pids(busy_only=True) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        threads = threading.active_count()
+        first = asyncio.create_task(single.execute_async(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS))
+        rest = [
+            asyncio.create_task(single.execute_async(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS))
+            for _ in range(5)
+        ]
+        await asyncio.sleep(0.05)
+        assert len(single._async_waiters) == 6, "all six wait for the one executor"
+        assert threading.active_count() == threads
+        first.cancel()  # the longest waiter gives up and leaves the queue
+        assert (await slow).error is not None
+        results = await asyncio.wait_for(asyncio.gather(*rest), HANG_S)
+        assert all(r.ok and r.commands[0]["type"] == "redirect" for r in results)
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert not single._async_waiters
+
+    with ExecutorPool(processes=1) as single:
+        asyncio.run(scenario(single))
+
+
+def test_an_asyncio_caller_waiting_for_an_executor_fails_closed_when_none_can_start(
+    busy_loop: CompiledAction, custom_factor: CompiledAction, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event-loop caller waiting on a pool whose last executor died and cannot be replaced is not left hanging."""
+    import asyncio
+
+    async def scenario(single: ExecutorPool) -> None:
+        slow = asyncio.create_task(
+            single.execute_async(busy_loop, "onExecutePostLogin", EVENT, limits=Limits(wall_ms=20_000, fuel=10**12))
+        )
+        deadline = time.monotonic() + HANG_S
+        while not (busy := single.pids(busy_only=True)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        waiting = asyncio.create_task(single.execute_async(custom_factor, "onExecutePostLogin", EVENT))
+        await asyncio.sleep(0.05)
+        monkeypatch.setenv("TOLLGATE_KEEP_RESIDENT_BYTES", "not a number")  # replacements fail to start
+        os.kill(busy[0], signal.SIGKILL)
+        with pytest.raises(PlatformError):
+            await slow
+        with pytest.raises(PlatformError, match="No executor could be started"):
+            await asyncio.wait_for(waiting, HANG_S)
+
+    with ExecutorPool(processes=1) as single:
+        asyncio.run(scenario(single))
