@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TYPES  := sdk/types
 WEB    := runtime/console/web
 
-.PHONY: setup engine typings console demo test lint bench bench-latency bench-flows clean
+.PHONY: setup engine typings console browser demo test lint bench bench-latency bench-flows clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,10 +43,23 @@ runtime/console/_built/console.js: $(WEB)/node_modules/.installed $(wildcard $(W
 
 console: runtime/console/_built/console.js
 
+# The console's browser test drives Debian's chromium (or the Chromium that $CHROMIUM names);
+# as root it is installed when missing, otherwise this says how to get it.
+browser:
+	@if [ -z "$$CHROMIUM" ] && ! command -v chromium >/dev/null; then \
+	    if [ "$$(id -u)" -ne 0 ]; then \
+	        echo "make test: the console's browser test needs Debian's chromium; as root: apt-get install chromium (or set CHROMIUM)" >&2; exit 1; \
+	    fi; \
+	    echo "Installing Debian's chromium for the console's browser test (once)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null || { \
+	        echo "make test: apt-get could not install chromium; install it, or set CHROMIUM to a Chromium binary" >&2; exit 1; }; \
+	fi
+
 demo: engine console
 	$(BIN)/python -m sdk.demo
 
-test: engine typings console
+test: engine typings console browser
 	$(BIN)/python -m pytest
 
 lint: setup
