@@ -74,11 +74,17 @@ def create_app(
             return error_response(405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}")
         return error_response(exc.status_code, "http_error", str(exc.detail))
 
+    api_routes = [e.route() for e in ENDPOINTS]
+    # Starlette tries routes in order, a regular expression each: what every login calls (the
+    # flow API, /continue, the hosted login) comes before the management API. No path of one
+    # group matches a route of another, so the order changes nothing else.
+    flow_api = [r for r in api_routes if r.path.startswith("/api/v2/flows/")]
     routes = [
-        Route("/api/v2/openapi.json", openapi_json, methods=["GET"]),
-        *(e.route() for e in ENDPOINTS),
+        *flow_api,
         *continuation.routes(),
         *hosted.routes(),
+        Route("/api/v2/openapi.json", openapi_json, methods=["GET"]),
+        *(r for r in api_routes if r not in flow_api),
         *console_routes(),
     ]
     return Starlette(
