@@ -27,6 +27,18 @@ GOOD = {"name": "ok", "supported_triggers": [{"id": "post-login", "version": "v3
             400,
             "NUL",
         ),
+        (
+            b'{"name": "x", "supported_triggers": [{"id": "post-login", "k\\u0000": 1}], "code": "x"}',
+            "application/json",
+            400,
+            "NUL",
+        ),
+        (
+            b'{"name": "a\\\\u0000b", "supported_triggers": [{"id": "post-login"}], "code": "x", "status": 1}',
+            "application/json",
+            400,
+            "unknown field 'status'",  # a backslash, then the text u0000: no NUL
+        ),
         (b"name=x", "application/x-www-form-urlencoded", 415, "as JSON"),
         (b'{"name": 5, "supported_triggers": [{"id": "post-login"}], "code": "x"}', "application/json", 400, "name"),
         (
@@ -73,6 +85,8 @@ GOOD = {"name": "ok", "supported_triggers": [{"id": "post-login", "version": "v3
         "nan",
         "bad-utf8",
         "nul",
+        "nul-in-a-nested-key",
+        "escaped-backslash-is-not-nul",
         "form",
         "wrong-type",
         "not-a-list",
