@@ -27,7 +27,7 @@ A command the guest could not have produced is an ``action_protocol`` error.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +39,26 @@ __all__ = ["ActionVerdict", "Outcome", "apply_commands", "iso_now"]
 def iso_now() -> str:
     """The server's time as event timestamps carry it (ISO 8601, milliseconds, Z)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def copy_plain(value: Any) -> Any:
+    """A copy of JSON-like data (dicts, lists and scalars): what dataclasses.asdict did, at a fraction of the cost."""
+    if isinstance(value, dict):
+        return {key: copy_plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [copy_plain(item) for item in value]
+    return value
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def plain_fields(instance: Any) -> dict[str, Any]:
+    """A dataclass of JSON-like fields as a dict that shares nothing with it."""
+    names = _FIELD_NAMES.get(type(instance))
+    if names is None:
+        names = _FIELD_NAMES[type(instance)] = tuple(f.name for f in fields(instance))
+    return {name: copy_plain(getattr(instance, name)) for name in names}
 
 
 @dataclass
@@ -63,7 +83,7 @@ class Outcome:
     refresh_token: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return plain_fields(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Outcome:

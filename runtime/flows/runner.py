@@ -30,13 +30,13 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgpack
 
-from runtime.flows.outcome import Outcome, apply_commands, iso_now
+from runtime.flows.outcome import Outcome, apply_commands, iso_now, plain_fields
 from runtime.flows.redirects import RedirectRefused, checked_target, with_query
 from runtime.limits import TenantLimits
 from runtime.sandbox import CompiledAction
@@ -83,7 +83,7 @@ class FlowState:
     start_event: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return plain_fields(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FlowState:
