@@ -77,6 +77,8 @@ COMPLETED = b'"status":"completed"'
 
 TARGET_FLOWS_PER_S = 1_000
 TARGET_P99_MS = 20.0
+# Served at least this share of the open loop's offered rate: the server kept up.
+OPEN_LOOP_KEPT_UP = 0.97
 LOAD_FRACTION = 0.8
 # Keycloak's sizing guide: one vCPU per 120 refresh-token requests/s (and per 15 password logins/s).
 KEYCLOAK_REFRESH_PER_VCPU = 120
@@ -277,12 +279,18 @@ async def _open_loop(port: int, job: dict[str, Any], notify: Callable[[], None])
     for _ in tasks:
         queue.put_nowait(None)
     await asyncio.gather(*tasks)
+    finished = time.perf_counter()
     cpu = _cpu_self() - cpu_start
     for connection in connections:
         connection.close()
+    measured_from = start + warmup_n / rate
     return {
         "count": len(latencies),
         "rate": rate,
+        # Whether the server kept up: flows served per second over the measured window and its drain,
+        # and how long after the last scheduled arrival the last answer came.
+        "served_per_s": len(latencies) / max(finished - measured_from, 1e-9),
+        "drain_s": finished - (start + (n - 1) / rate),
         "seconds": seconds,
         "latencies_us": latencies,
         "service_us": service,
@@ -1176,6 +1184,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         opened = generator.run(open_job, on_measuring=lambda: marks.append(meter.snapshot()))
         open_loop = {
             "rate_per_s": rate,
+            "served_per_s": opened["served_per_s"],
+            "drain_s": opened["drain_s"],
             "seconds": plan.open_s,
             "connections": OPEN_LOOP_CONNECTIONS,
             "max_in_flight": opened["max_in_flight"],
@@ -1458,6 +1468,11 @@ def print_report(report: dict[str, Any]) -> None:
     say(f"  from the send: p50 {svc['p50_us'] / 1000:.2f} ms, p99 {svc['p99_us'] / 1000:.2f} ms; "
         f"waiting for a free connection: p99 {wait['p99_us'] / 1000:.2f} ms; "
         f"machine {ol['cpu']['machine_busy_cores']:.2f} cores busy")  # fmt: skip
+    say(f"  served {ol['served_per_s']:,.0f} flows/s of the {ol['rate_per_s']:,.0f}/s offered; the last answer came "
+        f"{ol['drain_s'] * 1000:,.0f} ms after the last scheduled arrival")  # fmt: skip
+    if ol["served_per_s"] < OPEN_LOOP_KEPT_UP * ol["rate_per_s"]:
+        say("  the server did not keep up with the offered rate during this run (saturation, measured earlier, was "
+            "higher than the machine gave now): these latencies are those of a growing queue")  # fmt: skip
 
     floors, gen = report["floors"], report["generator"]
     say("\nThe load generator and the server's cheapest answers (16 in flight; p50 one at a time):")
