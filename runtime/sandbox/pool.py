@@ -152,7 +152,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def _resolve(waiter: asyncio.Future[None]) -> None:
+def _resolve(waiter: asyncio.Future[_Executor | None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
 
@@ -293,7 +293,9 @@ class ExecutorPool:
         self._freed = threading.Condition(self._lock)
         self._all_freed = threading.Condition(self._lock)
         # Callers on an event loop waiting for an executor: woken on their loop, without a thread.
-        self._async_waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = (
+        # A freed executor goes straight to the longest-waiting one (first come, first served: a
+        # caller arriving meanwhile cannot take it first); None wakes one to look again.
+        self._async_waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[_Executor | None]]] = (
             collections.deque()
         )
         self._all: list[_Executor] = []
@@ -402,31 +404,35 @@ class ExecutorPool:
         return _result(await self._ask_async(executor, request.request_for, **request.ask))
 
     async def _acquire_async(self) -> _Executor:
-        """:meth:`_acquire` of one executor, waiting on the running event loop."""
+        """:meth:`_acquire` of one executor, waiting on the running event loop, in arrival order."""
         loop = asyncio.get_running_loop()
         failures = self._start_failures
         while True:
             taken = self._acquire(1, wait=False, failures=failures)
             if taken:
                 return taken[0]
-            waiter: asyncio.Future[None] = loop.create_future()
+            waiter: asyncio.Future[_Executor | None] = loop.create_future()
             entry = (loop, waiter)
             with self._lock:
-                # Checked again under the lock that releases take: no wake-up is lost in between.
+                # Checked again under the lock that releases take: nothing freed is missed in between.
                 ready = self._idle or self._closed or (not self._all and self._start_failures > failures)
                 if not ready:
                     self._async_waiters.append(entry)
             if ready:
                 continue
             try:
-                await waiter
+                handed = await waiter
             except BaseException:
                 with self._lock:
                     if entry in self._async_waiters:
                         self._async_waiters.remove(entry)
-                    elif not waiter.cancelled():
-                        self._wake_async_locked()  # woken, then cancelled: pass the wake-up on
+                if waiter.done() and not waiter.cancelled():
+                    unused = waiter.result()
+                    if unused is not None:
+                        self._release(unused)  # handed an executor, then cancelled: pass it on
                 raise
+            if handed is not None:
+                return handed
 
     def _execution_request(
         self,
@@ -663,10 +669,15 @@ class ExecutorPool:
         """Give back an executor that answered; after close() it is stopped instead."""
         with self._lock:
             if not self._closed:
-                self._idle.append(executor)
-                self._notify_locked()
+                self._free_locked(executor)
                 return
         executor.stop()
+
+    def _free_locked(self, executor: _Executor) -> None:
+        """An executor is free: to the longest-waiting event-loop caller if there is one, else idle."""
+        if not self._hand_over_locked(executor):
+            self._idle.append(executor)
+            self._notify_locked()
 
     def _discard(self, executor: _Executor) -> None:
         with self._lock:
@@ -709,7 +720,7 @@ class ExecutorPool:
                 # Callers waiting for an executor that may now never come fail closed.
                 self._freed.notify_all()
                 self._all_freed.notify_all()
-                self._wake_async_locked(every=True)
+                self._wake_async_waiters_locked()
             if not closed:
                 log.error(
                     "a replacement executor did not start (%s); %d of %d executors running, "
@@ -724,8 +735,7 @@ class ExecutorPool:
             closed = self._closed
             if not closed:
                 self._all.append(fresh)
-                self._idle.append(fresh)
-                self._notify_locked()
+                self._free_locked(fresh)
             running = len(self._all)
         if closed:
             fresh.stop()
@@ -734,12 +744,32 @@ class ExecutorPool:
 
     def _notify_locked(self) -> None:
         self._freed.notify()
-        self._wake_async_locked()
         if len(self._idle) == self._size:
             self._all_freed.notify_all()
 
-    def _wake_async_locked(self, *, every: bool = False) -> None:
-        """Wake the longest-waiting event-loop caller (or all of them), on its own loop."""
+    def _hand_over_locked(self, executor: _Executor) -> bool:
+        """Give `executor` to the longest-waiting event-loop caller, on its own loop; False if none waits."""
+        while self._async_waiters:
+            loop, waiter = self._async_waiters.popleft()
+            try:
+                if _running_loop() is loop:
+                    loop.call_soon(self._deliver, waiter, executor)
+                else:
+                    loop.call_soon_threadsafe(self._deliver, waiter, executor)
+            except RuntimeError:  # its loop is closed: nobody is waiting there any more
+                continue
+            return True
+        return False
+
+    def _deliver(self, waiter: asyncio.Future[_Executor | None], executor: _Executor) -> None:
+        """On the waiter's loop: hand over, or give the executor back if the waiter gave up meanwhile."""
+        if waiter.done():
+            self._release(executor)
+        else:
+            waiter.set_result(executor)
+
+    def _wake_async_waiters_locked(self) -> None:
+        """Wake every event-loop caller waiting for an executor, to look again (the pool closed, or a start failed)."""
         while self._async_waiters:
             loop, waiter = self._async_waiters.popleft()
             try:
@@ -749,8 +779,6 @@ class ExecutorPool:
                     loop.call_soon_threadsafe(_resolve, waiter)
             except RuntimeError:  # its loop is closed: nobody is waiting there any more
                 continue
-            if not every:
-                return
 
     def _new_executor(self) -> _Executor:
         return _Executor(self._ctx, send_timeout_s=self._margin_s)
@@ -769,7 +797,7 @@ class ExecutorPool:
             self._idle.clear()
             self._freed.notify_all()
             self._all_freed.notify_all()
-            self._wake_async_locked(every=True)
+            self._wake_async_waiters_locked()
         for executor in busy:  # their callers see the pipe break and drop them
             executor.process.kill()
             executor.reap()

@@ -446,3 +446,40 @@ def test_an_asyncio_caller_waiting_for_an_executor_fails_closed_when_none_can_st
 
     with ExecutorPool(processes=1) as single:
         asyncio.run(scenario(single))
+
+
+def test_a_freed_executor_goes_to_the_longest_waiting_caller_not_to_a_newcomer(
+    busy_loop: CompiledAction, custom_factor: CompiledAction
+) -> None:
+    """First come, first served: a caller arriving as an executor is freed queues behind those already waiting."""
+    import asyncio
+
+    async def scenario(single: ExecutorPool) -> None:
+        order: list[str] = []
+
+        async def call(name: str, action: CompiledAction = custom_factor, limits: Limits | None = None) -> None:
+            await single.execute_async(action, "onExecutePostLogin", EVENT, secrets=SECRETS, limits=limits or Limits())
+            order.append(name)
+
+        slow = asyncio.create_task(call("slow", busy_loop, Limits(wall_ms=300, fuel=10**12)))
+        deadline = time.monotonic() + HANG_S
+        while not single.pids(busy_only=True) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        waiting = asyncio.create_task(call("waiting"))
+        await asyncio.sleep(0.05)
+        assert len(single._async_waiters) == 1
+        newcomers: list[asyncio.Task[None]] = []
+        release = single._release
+
+        def release_then_arrive(executor: Any) -> None:
+            release(executor)
+            if not newcomers:  # a new caller, scheduled the moment the executor is freed
+                newcomers.append(asyncio.get_running_loop().create_task(call("newcomer")))
+
+        single._release = release_then_arrive  # type: ignore[method-assign]
+        await asyncio.wait_for(asyncio.gather(slow, waiting, *newcomers), HANG_S)
+        await asyncio.wait_for(newcomers[0], HANG_S)
+        assert order == ["slow", "waiting", "newcomer"]
+
+    with ExecutorPool(processes=1) as single:
+        asyncio.run(scenario(single))
