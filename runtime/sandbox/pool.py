@@ -157,6 +157,18 @@ def _resolve(waiter: asyncio.Future[_Executor | None]) -> None:
         waiter.set_result(None)
 
 
+def _call_on(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> bool:
+    """Run `callback` soon on `loop`, from its own thread or another; False if the loop is closed."""
+    try:
+        if _running_loop() is loop:
+            loop.call_soon(callback, *args)
+        else:
+            loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:
+        return False
+    return True
+
+
 class _NoAnswer(Exception):
     """The executor did not answer in time."""
 
@@ -751,14 +763,8 @@ class ExecutorPool:
         """Give `executor` to the longest-waiting event-loop caller, on its own loop; False if none waits."""
         while self._async_waiters:
             loop, waiter = self._async_waiters.popleft()
-            try:
-                if _running_loop() is loop:
-                    loop.call_soon(self._deliver, waiter, executor)
-                else:
-                    loop.call_soon_threadsafe(self._deliver, waiter, executor)
-            except RuntimeError:  # its loop is closed: nobody is waiting there any more
-                continue
-            return True
+            if _call_on(loop, self._deliver, waiter, executor):
+                return True  # else its loop is closed: nobody is waiting there any more
         return False
 
     def _deliver(self, waiter: asyncio.Future[_Executor | None], executor: _Executor) -> None:
@@ -772,13 +778,7 @@ class ExecutorPool:
         """Wake every event-loop caller waiting for an executor, to look again (the pool closed, or a start failed)."""
         while self._async_waiters:
             loop, waiter = self._async_waiters.popleft()
-            try:
-                if _running_loop() is loop:
-                    loop.call_soon(_resolve, waiter)
-                else:
-                    loop.call_soon_threadsafe(_resolve, waiter)
-            except RuntimeError:  # its loop is closed: nobody is waiting there any more
-                continue
+            _call_on(loop, _resolve, waiter)
 
     def _new_executor(self) -> _Executor:
         return _Executor(self._ctx, send_timeout_s=self._margin_s)
