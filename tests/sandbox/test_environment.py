@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 
-from tests.helpers import logged, run
+from runtime.sandbox import compile_action, execute
+from tests.helpers import handler_source, logged, run
 from tests.sandbox.node_reference import NODE_FORMAT, NODE_URLS
 
 
@@ -212,3 +213,31 @@ def test_errors_show_only_the_actions_frames() -> None:
     assert re.findall(r"action\.js:(\d+)", stack) == ["3", "4", "5"]
     assert "<null>" not in stack and "prelude" not in stack
     assert logged(result) == []
+
+
+def test_the_event_reads_back_exactly_whatever_the_size_of_its_parts() -> None:
+    """Small and large nested maps and lists (decoded at once or on first use) read, enumerate and change alike."""
+    big = {f"k{i}": f"value number {i}" for i in range(12)}
+    event = {
+        "user": {"user_id": "u1", "app_metadata": {}, "user_metadata": {"a": 1}, "identities": [big, big]},
+        "request": {"query": big, "body": {}, "geoip": {"cityName": "Lyon", "latitude": 45.76}},
+        "authentication": {"methods": [{"name": "pwd", "timestamp": "2026-01-01T00:00:00.000Z"}]},
+        "transaction": {"requested_scopes": ["openid"], "metadata": {}},
+    }
+    action = compile_action(
+        handler_source(
+            "console.log(JSON.stringify(event));"
+            "console.log(Object.keys(event.request).join(','), Object.keys(event.request.query).length);"
+            "event.user.app_metadata = {set: true}; event.request.query.k0 = 'changed'; delete event.request.geoip;"
+            "event.user.identities.push('more');"
+            "console.log(JSON.stringify([event.user.app_metadata, event.request.query.k0, 'geoip' in event.request,"
+            " event.user.identities.length]));"
+        )
+    )
+    result = execute(action, "onExecutePostLogin", event)
+    assert result.ok, result.error
+    first, keys, changed = logged(result)
+    assert json.loads(first) == {**event, "secrets": {}}
+    assert first.startswith('{"user":{"user_id":"u1","app_metadata":{},"user_metadata":{"a":1},"identities":[{"k0"')
+    assert keys == "query,body,geoip 12"
+    assert json.loads(changed) == [{"set": True}, "changed", False, 3]

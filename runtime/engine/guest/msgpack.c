@@ -210,12 +210,22 @@ static int is_container(uint8_t t)
     return ((t & 0xf0) == 0x80 && t != 0x80) || ((t & 0xf0) == 0x90 && t != 0x90) || (t >= 0xdc && t <= 0xdf);
 }
 
-/* Define `key` on `obj` as a lazy property for the value at r->p (skipped). */
+/* A container encoded in at most this many bytes is decoded at once: that
+ * costs less than the getter and setter a lazy property needs. */
+#define LAZY_MIN_BYTES 64
+
+/* Define `key` on `obj` as a lazy property for the value at r->p (skipped)
+ * and return 1; or return 0, with r->p unchanged, for a value small enough
+ * that the caller should decode it now; -1 on failure. */
 static int define_lazy(reader_t *r, JSValueConst obj, JSAtom key, int depth)
 {
     const uint8_t *start = r->p;
     if (skip(r, depth))
         return -1;
+    if (r->p - start <= LAZY_MIN_BYTES) {
+        r->p = start;
+        return 0;
+    }
     JSValue data[LAZY_DATA_LEN] = {
         JS_AtomToString(r->ctx, key),
         JS_NewInt32(r->ctx, (int32_t)(start - r->base)),
@@ -232,7 +242,9 @@ static int define_lazy(reader_t *r, JSValueConst obj, JSAtom key, int depth)
         JS_FreeValue(r->ctx, setter);
         return -1;
     }
-    return JS_DefinePropertyGetSet(r->ctx, obj, key, getter, setter, JS_PROP_CONFIGURABLE | JS_PROP_ENUMERABLE);
+    if (JS_DefinePropertyGetSet(r->ctx, obj, key, getter, setter, JS_PROP_CONFIGURABLE | JS_PROP_ENUMERABLE) < 0)
+        return -1;
+    return 1;
 }
 
 static JSValue decode_map(reader_t *r, size_t n, int depth)
@@ -253,11 +265,13 @@ static JSValue decode_map(reader_t *r, size_t n, int depth)
         if (key == JS_ATOM_NULL)
             goto fail;
         if (depth + 1 >= r->lazy_from && depth + 1 <= r->lazy_to && r->p < r->end && is_container(*r->p)) {
-            int ok = define_lazy(r, obj, key, depth + 1);
-            JS_FreeAtom(r->ctx, key);
-            if (ok < 0)
-                goto fail;
-            continue;
+            int deferred = define_lazy(r, obj, key, depth + 1);
+            if (deferred != 0) {
+                JS_FreeAtom(r->ctx, key);
+                if (deferred < 0)
+                    goto fail;
+                continue;
+            }
         }
         JSValue v = decode(r, depth + 1);
         if (JS_IsException(v)) {
