@@ -20,6 +20,12 @@ the other executors carry on. A replacement that cannot start is logged and
 tried again on the next request, so the pool grows back to its size as soon
 as starting works again.
 
+Scheduling: a request takes the executor freed last (its caches are warm).
+Callers on an event loop (the server) that find none free wait on their
+loop, not in a thread, and freed executors are handed to them in arrival
+order. An executor sends its answer before it resets the execution's
+sandbox (wasmtime rewrites about a megabyte of memory then).
+
 Lifecycle: :class:`ExecutorPool` once per server process; each executor
 loads the engine once at start (about a second on a cold machine, then from
 the compiled-module cache); :meth:`ExecutorPool.execute` once per execution,
