@@ -241,3 +241,49 @@ def test_the_event_reads_back_exactly_whatever_the_size_of_its_parts() -> None:
     assert first.startswith('{"user":{"user_id":"u1","app_metadata":{},"user_metadata":{"a":1},"identities":[{"k0"')
     assert keys == "query,body,geoip 12"
     assert json.loads(changed) == [{"set": True}, "changed", False, 3]
+
+
+FAST_PATH_URLS = [
+    "https://example.com",
+    "https://example.com/",
+    "http://example.com:80/x",
+    "https://example.com:443",
+    "https://example.com:8443/a/b?c=d#e",
+    "https://a-b.c-d.example/x;y=z/@:!$&()*+,;=%20~_.-",
+    "https://example.com/a/./b",
+    "https://example.com/a/%2e%2E/b",
+    "https://example.com/.hidden/x",
+    "https://0x7f.1/",
+    "https://example.cafe/",
+    "https://1.2.3.4/",
+    "https://example.com/path?q=1/2?3#frag/'quote'?",
+    "https://example.com/it's",
+    "https://example.com:65535/",
+    "https://example.com:65536/",
+    "https://example.com:0/",
+    "https://example.com:/",
+    "https://example.com:123456/",
+    "http://example.com?x",
+    "http://example.com#f",
+    "https://example..com/",
+    "https://example.com./",
+    "https://-x.com/",
+    "https://example.com/%zz",
+    "https://example.com/a b",
+    "https://Example.com/",
+    "https://example.com/\u00e9",
+]
+
+
+@pytest.mark.parametrize("url", FAST_PATH_URLS)
+def test_urls_in_canonical_form_parse_as_the_full_parser_does(url: str) -> None:
+    """The shim's quick split of canonical http(s) URLs gives what the full parser gives.
+
+    A leading space sends the same URL through the full parser (which strips it)."""
+    parts = "[x.href, x.host, x.hostname, x.port, x.pathname, x.search, x.hash, x.origin]"
+    body = (
+        "const parse = (u) => { try { const x = new URL(u); return " + parts + " } catch (e) { return 'ERR' } };"
+        f" console.log(JSON.stringify([parse({json.dumps(url)}), parse({json.dumps(' ' + url)})]));"
+    )
+    quick, full = json.loads(single_log(body))
+    assert quick == full

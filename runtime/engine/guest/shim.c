@@ -774,6 +774,133 @@ static JSValue nat_host_call(JSContext *c, JSValueConst this_val, int argc, JSVa
     return JS_NewStringLen(c, (const char *)tg_hostbuf, (size_t)n);
 }
 
+/* simpleUrl(input): the parts of an absolute http(s) URL that is already in
+ * canonical form, or null for anything else (the prelude's full parser then
+ * takes it). Canonical: scheme http or https; a host of lower-case labels
+ * [a-z0-9-]+ joined by single dots; an optional port of 1 to 5 digits; a path
+ * of segments each starting with "/"; an optional query and fragment; every
+ * character from the sets below, so nothing needs percent-encoding.
+ * Returns [scheme with ":", host, port or undefined, path, query or
+ * undefined, fragment or undefined, flags]: flag 1 when a path segment starts
+ * with "." or "%2e" (a dot segment to resolve), flag 2 when the last host
+ * label has only [0-9a-fx] (it may be an IPv4 number). */
+static int url_path_char(uint8_t c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    switch (c) {
+    case '-': case '.': case '_': case '~': case '!': case '$': case '&': case '(': case ')':
+    case '*': case '+': case ',': case ';': case '=': case ':': case '@': case '%':
+        return 1;
+    }
+    return 0;
+}
+
+static JSValue url_part(JSContext *c, const char *s, size_t from, size_t to, int present)
+{
+    return present ? JS_NewStringLen(c, s + from, to - from) : JS_UNDEFINED;
+}
+
+static JSValue nat_simple_url(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    if (argc < 1 || !JS_IsString(argv[0]))
+        return JS_NULL;
+    size_t n;
+    const char *s = JS_ToCStringLen(c, &n, argv[0]);
+    if (!s)
+        return JS_EXCEPTION;
+    const uint8_t *u = (const uint8_t *)s;
+    size_t i, scheme_end, host_start, host_end, last_label = 0, port_start = 0, port_end = 0;
+    size_t path_start, path_end, query_start = 0, query_end = 0, frag_start = 0;
+    int has_port = 0, has_query = 0, has_frag = 0, flags = 0;
+    JSValue out = JS_NULL;
+
+    if (n >= 8 && memcmp(s, "https://", 8) == 0)
+        scheme_end = 5;
+    else if (n >= 7 && memcmp(s, "http://", 7) == 0)
+        scheme_end = 4;
+    else
+        goto done;
+    i = host_start = scheme_end + 3;
+    for (;;) { /* one label, then a dot and another, or the end of the host */
+        size_t label = i;
+        while (i < n && ((u[i] >= 'a' && u[i] <= 'z') || (u[i] >= '0' && u[i] <= '9') || u[i] == '-'))
+            i++;
+        if (i == label)
+            goto done;
+        last_label = label;
+        if (i < n && u[i] == '.') {
+            i++;
+            continue;
+        }
+        break;
+    }
+    host_end = i;
+    if (i < n && u[i] == ':') {
+        port_start = ++i;
+        while (i < n && u[i] >= '0' && u[i] <= '9' && i - port_start < 5)
+            i++;
+        port_end = i;
+        if (port_end == port_start)
+            goto done;
+        has_port = 1;
+    }
+    path_start = i;
+    if (i < n && u[i] != '/' && u[i] != '?' && u[i] != '#')
+        goto done;
+    while (i < n && (u[i] == '/' || url_path_char(u[i]))) {
+        if (u[i] == '/' && i + 1 < n &&
+            (u[i + 1] == '.' || (u[i + 1] == '%' && i + 3 < n && u[i + 2] == '2' && (u[i + 3] | 0x20) == 'e')))
+            flags |= 1;
+        i++;
+    }
+    path_end = i;
+    if (i < n && u[i] == '?') {
+        query_start = ++i;
+        while (i < n && (url_path_char(u[i]) || u[i] == '/' || u[i] == '?'))
+            i++;
+        query_end = i;
+        has_query = 1;
+    }
+    if (i < n && u[i] == '#') {
+        frag_start = ++i;
+        while (i < n && (url_path_char(u[i]) || u[i] == '/' || u[i] == '?' || u[i] == '\''))
+            i++;
+        has_frag = 1;
+    }
+    if (i != n)
+        goto done;
+    flags |= 2;
+    for (size_t k = last_label; k < host_end; k++)
+        if (!((u[k] >= '0' && u[k] <= '9') || (u[k] >= 'a' && u[k] <= 'f') || u[k] == 'x'))
+            flags &= ~2;
+
+    out = JS_NewArray(c);
+    if (JS_IsException(out))
+        goto done;
+    JSValue parts[7] = {
+        JS_NewStringLen(c, s, scheme_end + 1),
+        url_part(c, s, host_start, host_end, 1),
+        url_part(c, s, port_start, port_end, has_port),
+        url_part(c, s, path_start, path_end, 1),
+        url_part(c, s, query_start, query_end, has_query),
+        url_part(c, s, frag_start, n, has_frag),
+        JS_NewInt32(c, flags),
+    };
+    for (uint32_t k = 0; k < 7; k++) {
+        if (JS_IsException(parts[k]) || JS_SetPropertyUint32(c, out, k, parts[k]) < 0) {
+            for (uint32_t j = k + 1; j < 7; j++)
+                JS_FreeValue(c, parts[j]);
+            JS_FreeValue(c, out);
+            out = JS_EXCEPTION;
+            break;
+        }
+    }
+done:
+    JS_FreeCString(c, s);
+    return out;
+}
+
 static const JSCFunctionListEntry native_functions[] = {
     JS_CFUNC_DEF("random", 0, nat_random),
     JS_CFUNC_DEF("randomBytes", 1, nat_random_bytes),
@@ -792,6 +919,7 @@ static const JSCFunctionListEntry native_functions[] = {
     JS_CFUNC_DEF("log", 2, nat_log),
     JS_CFUNC_DEF("command", 1, nat_command),
     JS_CFUNC_DEF("jsonStringify", 1, nat_json_stringify),
+    JS_CFUNC_DEF("simpleUrl", 1, nat_simple_url),
 };
 
 /* ------------------------------------------------------------------ */

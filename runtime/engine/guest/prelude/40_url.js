@@ -301,25 +301,24 @@ function cleanInput(raw) {
 
 // The common case, an absolute http(s) URL that is already in canonical
 // form (lower-case host, no dot segments, nothing to percent-encode), is
-// taken apart by one regular expression; anything else takes the full path.
-const RE_SIMPLE_HTTP =
-  /^(https?):\/\/([a-z0-9-]+(?:\.[a-z0-9-]+)*)(?::([0-9]{1,5}))?((?:\/[A-Za-z0-9\-._~!$&()*+,;=:@%]*)*)(?:\?([A-Za-z0-9\-._~!$&()*+,;=:@%/?]*))?(?:#([A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*))?$/;
-const RE_DOT_SEGMENT = /(?:^|\/)(?:\.|%2e)/i;
-const RE_HEXISH_LABEL = /(?:^|\.)[0-9a-fx]*$/i;
+// taken apart by the shim (native.simpleUrl); anything else takes the full path.
+const SIMPLE_DOT_SEGMENT = 1;
+const SIMPLE_HEXISH_LABEL = 2;
 
 function parseSimpleURL(input) {
-  const m = RE_SIMPLE_HTTP.exec(input);
+  const m = native.simpleUrl(input);
   if (m === null) return null;
-  const host = m[2];
-  const path = m[4] || '/';
-  if (RE_DOT_SEGMENT.test(path) || (RE_HEXISH_LABEL.test(host) && endsInNumber(host))) return null;
-  const scheme = m[1] + ':';
+  const flags = m[6];
+  const host = m[1];
+  if (flags & SIMPLE_DOT_SEGMENT || (flags & SIMPLE_HEXISH_LABEL && endsInNumber(host))) return null;
+  const scheme = m[0];
   let port = '';
-  if (m[3] !== undefined) {
-    const n = Number(m[3]);
+  if (m[2] !== undefined) {
+    const n = Number(m[2]);
     if (n > 65535) return null;
     port = SPECIAL_PORTS[scheme] === String(n) ? '' : String(n);
   }
+  const path = m[3] || '/';
   return {
     scheme,
     username: '',
@@ -328,8 +327,8 @@ function parseSimpleURL(input) {
     port,
     path: path.slice(1).split('/'),
     opaque: null,
-    query: m[5] === undefined ? null : m[5],
-    fragment: m[6] === undefined ? null : m[6],
+    query: m[4] === undefined ? null : m[4],
+    fragment: m[5] === undefined ? null : m[5],
   };
 }
 
