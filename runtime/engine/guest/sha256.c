@@ -15,6 +15,17 @@ static const uint32_t K[64] = {
 
 static inline uint32_t rotr(uint32_t x, unsigned n) { return (x >> n) | (x << (32 - n)); }
 
+/* One round, with the eight working variables renamed instead of shifted
+ * along (eight rounds per loop turn): the guest runs about a quarter fewer
+ * instructions per block than with the textbook loop. */
+#define SHA_ROUND(a, b, c, d, e, f, g, h, i)                                                       \
+    do {                                                                                           \
+        uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + (g ^ (e & (f ^ g))) + K[i] + w[i]; \
+        uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) | (c & (a | b)));        \
+        d += t1;                                                                                   \
+        h = t1 + t2;                                                                               \
+    } while (0)
+
 static void compress(uint32_t s[8], const uint8_t p[SHA256_BLOCK_BYTES])
 {
     uint32_t w[64];
@@ -27,10 +38,15 @@ static void compress(uint32_t s[8], const uint8_t p[SHA256_BLOCK_BYTES])
         w[i] = w[i - 16] + s0 + w[i - 7] + s1;
     }
     uint32_t a = s[0], b = s[1], c = s[2], d = s[3], e = s[4], f = s[5], g = s[6], h = s[7];
-    for (int i = 0; i < 64; i++) {
-        uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
-        uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-        h = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+    for (int i = 0; i < 64; i += 8) {
+        SHA_ROUND(a, b, c, d, e, f, g, h, i);
+        SHA_ROUND(h, a, b, c, d, e, f, g, i + 1);
+        SHA_ROUND(g, h, a, b, c, d, e, f, i + 2);
+        SHA_ROUND(f, g, h, a, b, c, d, e, i + 3);
+        SHA_ROUND(e, f, g, h, a, b, c, d, i + 4);
+        SHA_ROUND(d, e, f, g, h, a, b, c, i + 5);
+        SHA_ROUND(c, d, e, f, g, h, a, b, i + 6);
+        SHA_ROUND(b, c, d, e, f, g, h, a, i + 7);
     }
     s[0] += a; s[1] += b; s[2] += c; s[3] += d; s[4] += e; s[5] += f; s[6] += g; s[7] += h;
 }
