@@ -576,6 +576,33 @@ static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* base64Encode(data, url): url=true gives unpadded base64url. */
+/* Base64 of `len` bytes into `out` (room for 4 * ((len + 2) / 3) bytes);
+ * the URL-safe alphabet without padding when `url`. Returns the length. */
+static size_t b64_write(const uint8_t *data, size_t len, char *out, int url)
+{
+    const char *alphabet = url ? B64URL : B64;
+    size_t o = 0, i = 0;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
+        out[o++] = alphabet[v >> 18];
+        out[o++] = alphabet[(v >> 12) & 63];
+        out[o++] = alphabet[(v >> 6) & 63];
+        out[o++] = alphabet[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)data[i] << 16 | (i + 1 < len ? (uint32_t)data[i + 1] << 8 : 0);
+        out[o++] = alphabet[v >> 18];
+        out[o++] = alphabet[(v >> 12) & 63];
+        if (i + 1 < len)
+            out[o++] = alphabet[(v >> 6) & 63];
+        else if (!url)
+            out[o++] = '=';
+        if (!url)
+            out[o++] = '=';
+    }
+    return o;
+}
+
 static JSValue nat_base64_encode(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
 {
     (void)this_val;
@@ -583,36 +610,57 @@ static JSValue nat_base64_encode(JSContext *c, JSValueConst this_val, int argc, 
     if (get_bytes(c, argv[0], &d))
         return JS_EXCEPTION;
     int url = argc > 1 && JS_ToBool(c, argv[1]) > 0;
-    const char *alphabet = url ? B64URL : B64;
-    size_t cap = 4 * ((d.len + 2) / 3) + 1;
-    char *out = js_malloc(c, cap);
+    char *out = js_malloc(c, 4 * ((d.len + 2) / 3) + 1);
     if (!out) {
         free_bytes(c, &d);
         return JS_EXCEPTION;
     }
-    size_t o = 0, i = 0;
-    for (; i + 2 < d.len; i += 3) {
-        uint32_t v = (uint32_t)d.data[i] << 16 | (uint32_t)d.data[i + 1] << 8 | d.data[i + 2];
-        out[o++] = alphabet[v >> 18];
-        out[o++] = alphabet[(v >> 12) & 63];
-        out[o++] = alphabet[(v >> 6) & 63];
-        out[o++] = alphabet[v & 63];
-    }
-    if (i < d.len) {
-        uint32_t v = (uint32_t)d.data[i] << 16 | (i + 1 < d.len ? (uint32_t)d.data[i + 1] << 8 : 0);
-        out[o++] = alphabet[v >> 18];
-        out[o++] = alphabet[(v >> 12) & 63];
-        if (i + 1 < d.len)
-            out[o++] = alphabet[(v >> 6) & 63];
-        else if (!url)
-            out[o++] = '=';
-        if (!url)
-            out[o++] = '=';
-    }
+    size_t o = b64_write(d.data, d.len, out, url);
     free_bytes(c, &d);
     JSValue s = JS_NewStringLen(c, out, o);
     js_free(c, out);
     return s;
+}
+
+/* signJwt(header, claims, secret): an HS256 JSON Web Token in one step.
+ * `header` is the encoded header (base64url text), `claims` is serialised as
+ * JSON.stringify would, `secret` is the HMAC key (a string, as its UTF-8
+ * bytes). Nothing crosses into JavaScript between the parts. */
+static JSValue nat_sign_jwt(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    (void)this_val; (void)argc;
+    tg_buf_t json = {NULL, 0, 0, 1u << 30};
+    bytes_t header, key;
+    JSValue result = JS_EXCEPTION;
+    if (get_bytes(c, argv[0], &header))
+        return JS_EXCEPTION;
+    if (get_bytes(c, argv[2], &key)) {
+        free_bytes(c, &header);
+        return JS_EXCEPTION;
+    }
+    int r = tg_json(c, &json, argv[1]);
+    if (r == TG_PACK_NO_MEMORY)
+        tg_abort(TG_ABORT_MEMORY);
+    if (r == TG_PACK_OK) {
+        size_t body = 4 * ((json.len + 2) / 3), mac64 = 4 * ((SHA256_DIGEST_BYTES + 2) / 3);
+        char *out = js_malloc(c, header.len + 1 + body + 1 + mac64);
+        if (out) {
+            size_t o = header.len;
+            memcpy(out, header.data, header.len);
+            out[o++] = '.';
+            o += b64_write(json.data, json.len, out + o, 1);
+            uint8_t mac[SHA256_DIGEST_BYTES];
+            hmac_sha256(key.data, key.len, (const uint8_t *)out, o, mac);
+            out[o++] = '.';
+            o += b64_write(mac, sizeof(mac), out + o, 1);
+            result = JS_NewStringLen(c, out, o);
+            js_free(c, out);
+        }
+    }
+    free(json.data);
+    free_bytes(c, &header);
+    free_bytes(c, &key);
+    return result;
 }
 
 static int b64_value(uint8_t ch)
@@ -731,21 +779,6 @@ static JSValue nat_command(JSContext *c, JSValueConst this_val, int argc, JSValu
     tg_status.cmd_ptr = (uint32_t)(uintptr_t)cmd_buf.data;
     tg_status.cmd_len = cmd_buf.len;
     return JS_UNDEFINED;
-}
-
-/* jsonStringify(value) -> JSON text, or undefined for a value JSON leaves out. */
-static JSValue nat_json_stringify(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
-{
-    (void)this_val; (void)argc;
-    tg_buf_t b = {NULL, 0, 0, 1u << 30};
-    if (JS_IsUndefined(argv[0]) || JS_IsFunction(c, argv[0]) || JS_IsSymbol(argv[0]))
-        return JS_UNDEFINED;
-    int r = tg_json(c, &b, argv[0]);
-    JSValue out = r ? JS_EXCEPTION : JS_NewStringLen(c, (const char *)b.data, b.len);
-    free(b.data);
-    if (r == TG_PACK_NO_MEMORY)
-        tg_abort(TG_ABORT_MEMORY);
-    return out;
 }
 
 /* hostCall(op, request) -> response text. The host writes its answer into
@@ -918,8 +951,8 @@ static const JSCFunctionListEntry native_functions[] = {
     JS_CFUNC_DEF("hostCall", 2, nat_host_call),
     JS_CFUNC_DEF("log", 2, nat_log),
     JS_CFUNC_DEF("command", 1, nat_command),
-    JS_CFUNC_DEF("jsonStringify", 1, nat_json_stringify),
     JS_CFUNC_DEF("simpleUrl", 1, nat_simple_url),
+    JS_CFUNC_DEF("signJwt", 3, nat_sign_jwt),
 };
 
 /* ------------------------------------------------------------------ */
