@@ -69,6 +69,14 @@ def thrown(body: str, event: dict[str, Any] | None = None, **kwargs: Any) -> Act
             {"type": "redirect", "url": "https://f.example/go?keep=2&a=b+c"},
         ),
         (
+            "api.redirect.sendUserTo('https://f.example/go#', {query: {a: 'b c'}})",
+            {"type": "redirect", "url": "https://f.example/go?a=b+c#"},
+        ),
+        (
+            "api.redirect.sendUserTo('https://f.example/go#step-2', {query: {a: 1}})",
+            {"type": "redirect", "url": "https://f.example/go?a=1#step-2"},
+        ),
+        (
             "api.user.setAppMetadata('plan', {tier: 'gold'})",
             {"type": "set_app_metadata", "key": "plan", "value": {"tier": "gold"}},
         ),

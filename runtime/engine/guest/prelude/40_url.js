@@ -466,7 +466,8 @@ function serializePath(r) {
   if (r.opaque !== null) return r.opaque;
   let out = '';
   if (r.host === null && r.path.length > 1 && r.path[0] === '') out += '/.';
-  for (const seg of r.path) out += '/' + seg;
+  const path = r.path;
+  for (let i = 0; i < path.length; i++) out += '/' + path[i];
   return out;
 }
 

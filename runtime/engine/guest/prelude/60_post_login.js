@@ -138,10 +138,10 @@ function redirectTarget(url, query) {
       const v = query[key];
       if (v !== undefined) text += (text ? '&' : '') + formEncode(key) + '=' + formEncode(String(v));
     }
-    if (!text) return target.href;
-    const hash = target.hash;
-    const base = hash ? target.href.slice(0, -hash.length) : target.href;
-    return base + '?' + text + hash;
+    const record = target._record;
+    if (!text) return serializeURL(record, false);
+    // The query goes before the fragment, an empty one ("#") included.
+    return serializeURL(record, true) + '?' + text + (record.fragment === null ? '' : '#' + record.fragment);
   }
   for (const key of keys) {
     const v = query[key];
