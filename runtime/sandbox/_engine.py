@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,6 @@ class EngineHandle:
     input_cap: int
     hostbuf_ptr: int
     hostbuf_cap: int
-    pid: int = field(default_factory=os.getpid)
 
 
 _lock = threading.Lock()
@@ -104,14 +103,24 @@ def pool_settings(module: bytes) -> PoolSettings:
     return PoolSettings(keep_resident_bytes=keep, table_keep_resident_bytes=table_keep)
 
 
+def _forget_after_fork() -> None:
+    """In a forked child: the parent's engine (its threads did not come along) is not this process's."""
+    global _handle, _lock
+    _handle = None
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def engine() -> EngineHandle:
-    """The engine of this process, made on first use (and again after a fork)."""
+    """The engine of this process, made on first use (and again in a forked child)."""
     global _handle
     handle = _handle
-    if handle is not None and handle.pid == os.getpid():
+    if handle is not None:
         return handle
     with _lock:
-        if _handle is not None and _handle.pid == os.getpid():
+        if _handle is not None:
             return _handle
         try:
             built = built_engine.load()

@@ -120,3 +120,27 @@ def test_a_deferred_drop_leaves_nothing_for_the_next_instance() -> None:
     finally:
         wasm.defer_drops = False
         wasm.drop_deferred()
+
+
+def test_a_forked_child_makes_its_own_engine() -> None:
+    """After a fork the child does not use the parent's engine (its ticker thread did not come along)."""
+    import os
+
+    parent = engine()
+    action = compile_action(handler_source("api.access.deny('from the child')"))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, then leave without running the parent's exit handlers
+        try:
+            result = execute(action, "onExecutePostLogin", {})
+            ok = engine() is not parent and result.commands == [{"type": "deny", "reason": "from the child"}]
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert answer == b"1"
+    assert engine() is parent
+    assert execute(action, "onExecutePostLogin", {}).ok
