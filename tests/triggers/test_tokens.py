@@ -185,3 +185,23 @@ def test_claims_are_serialised_exactly_as_json_stringify_would() -> None:
         EVENT,
     )
     assert logged(result) == ["same"]
+
+
+def test_encode_token_refuses_payloads_json_cannot_hold_with_a_catchable_type_error() -> None:
+    """A BigInt or a cycle in the payload throws a TypeError the action can catch; JSON's own rules apply otherwise."""
+    result = run(
+        f"const secret = {json.dumps(SECRET)};"
+        " const cyclic = {}; cyclic.self = cyclic;"
+        " for (const payload of [{n: 1n}, cyclic, {u: undefined, f() {}, d: new Date(0), s: 'é'}]) {"
+        "   try { const t = api.redirect.encodeToken({secret, payload});"
+        "         console.log(JSON.stringify(JSON.parse(atob(t.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')))));"
+        "   } catch (e) { console.log(e.name); } }",
+        EVENT,
+        now_ms=NOW * 1000.0,
+    )
+    assert result.ok, result.error
+    first, second, third = logged(result)
+    assert (first, second) == ("TypeError", "TypeError")
+    claims = json.loads(third.encode("latin-1").decode("utf-8"))
+    assert claims["d"] == "1970-01-01T00:00:00.000Z" and claims["s"] == "é"
+    assert "u" not in claims and "f" not in claims

@@ -641,6 +641,8 @@ static JSValue nat_sign_jwt(JSContext *c, JSValueConst this_val, int argc, JSVal
     int r = tg_json(c, &json, argv[1]);
     if (r == TG_PACK_NO_MEMORY)
         tg_abort(TG_ABORT_MEMORY);
+    if (r == TG_PACK_TOO_BIG)
+        JS_ThrowRangeError(c, "the token's payload is too large");
     if (r == TG_PACK_OK) {
         size_t body = 4 * ((json.len + 2) / 3), mac64 = 4 * ((SHA256_DIGEST_BYTES + 2) / 3);
         char *out = js_malloc(c, header.len + 1 + body + 1 + mac64);
