@@ -1,8 +1,9 @@
 // api.redirect.encodeToken and validateToken.
 //
 // encodeToken signs in the guest (HS256 with the shim's HMAC-SHA256, in one
-// native call), so it needs no crossing. validateToken crosses once: the host checks the token
-// with pinned algorithms, because that is where the security rules live.
+// native call), so it needs no crossing. validateToken crosses once: the
+// host checks the token with pinned algorithms, because that is where the
+// security rules live.
 
 const JWT_HEADER = native.base64Encode('{"alg":"HS256","typ":"JWT"}', true);
 const DEFAULT_TOKEN_SECONDS = 900;
