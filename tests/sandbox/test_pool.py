@@ -483,3 +483,39 @@ def test_a_freed_executor_goes_to_the_longest_waiting_caller_not_to_a_newcomer(
 
     with ExecutorPool(processes=1) as single:
         asyncio.run(scenario(single))
+
+
+def test_many_asyncio_callers_with_kills_and_cancellations_all_end_and_lose_no_executor(
+    custom_factor: CompiledAction,
+) -> None:
+    """Hundreds of queued event-loop callers, executors killed and waiters cancelled meanwhile: every call
+    ends (a result, a PlatformError or its cancellation), no waiter is left behind, and the pool is whole again."""
+    import asyncio
+    import random
+
+    rng = random.Random(7)
+
+    async def scenario(pool: ExecutorPool) -> None:
+        async def one() -> bool:
+            await asyncio.sleep(rng.random() * 0.3)
+            try:
+                return (await pool.execute_async(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS)).ok
+            except PlatformError:
+                return False
+
+        tasks = [asyncio.create_task(one()) for _ in range(200)]
+        for _ in range(2):
+            await asyncio.sleep(0.1)
+            os.kill(rng.choice(pool.pids()), signal.SIGKILL)
+        for task in rng.sample(tasks, 10):
+            task.cancel()
+        done = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), HANG_S)
+        succeeded = sum(d is True for d in done)
+        assert succeeded >= 150, done
+        assert all(d is True or d is False or isinstance(d, asyncio.CancelledError) for d in done)
+        assert not pool._async_waiters
+
+    with ExecutorPool(processes=2) as pool:
+        asyncio.run(scenario(pool))
+        wait_for(lambda: len(pool._idle) == pool.size and pool.stats()["alive"] == pool.size, "the pool to be whole")
+        assert pool.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS).ok
