@@ -575,7 +575,6 @@ static JSValue nat_percent_decode(JSContext *c, JSValueConst this_val, int argc,
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/* base64Encode(data, url): url=true gives unpadded base64url. */
 /* Base64 of `len` bytes into `out` (room for 4 * ((len + 2) / 3) bytes);
  * the URL-safe alphabet without padding when `url`. Returns the length. */
 static size_t b64_write(const uint8_t *data, size_t len, char *out, int url)
@@ -603,6 +602,7 @@ static size_t b64_write(const uint8_t *data, size_t len, char *out, int url)
     return o;
 }
 
+/* base64Encode(data, url): url=true gives unpadded base64url. */
 static JSValue nat_base64_encode(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
 {
     (void)this_val;
@@ -809,16 +809,8 @@ static JSValue nat_host_call(JSContext *c, JSValueConst this_val, int argc, JSVa
     return JS_NewStringLen(c, (const char *)tg_hostbuf, (size_t)n);
 }
 
-/* simpleUrl(input): the parts of an absolute http(s) URL that is already in
- * canonical form, or null for anything else (the prelude's full parser then
- * takes it). Canonical: scheme http or https; a host of lower-case labels
- * [a-z0-9-]+ joined by single dots; an optional port of 1 to 5 digits; a path
- * of segments each starting with "/"; an optional query and fragment; every
- * character from the sets below, so nothing needs percent-encoding.
- * Returns [scheme with ":", host, port or undefined, path, query or
- * undefined, fragment or undefined, flags]: flag 1 when a path segment starts
- * with "." or "%2e" (a dot segment to resolve), flag 2 when the last host
- * label has only [0-9a-fx] (it may be an IPv4 number). */
+/* A character a canonical URL's path may hold as it is (the query adds "/"
+ * and "?", the fragment also "'"). */
 static int url_path_char(uint8_t c)
 {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
@@ -836,6 +828,16 @@ static JSValue url_part(JSContext *c, const char *s, size_t from, size_t to, int
     return present ? JS_NewStringLen(c, s + from, to - from) : JS_UNDEFINED;
 }
 
+/* simpleUrl(input): the parts of an absolute http(s) URL that is already in
+ * canonical form, or null for anything else (the prelude's full parser then
+ * takes it). Canonical: scheme http or https; a host of lower-case labels
+ * [a-z0-9-]+ joined by single dots; an optional port of 1 to 5 digits; a path
+ * of segments each starting with "/"; an optional query and fragment; every
+ * character from the sets below, so nothing needs percent-encoding.
+ * Returns [scheme with ":", host, port or undefined, path, query or
+ * undefined, fragment or undefined, flags]: flag 1 when a path segment starts
+ * with "." or "%2e" (a dot segment to resolve), flag 2 when the last host
+ * label has only [0-9a-fx] (it may be an IPv4 number). */
 static JSValue nat_simple_url(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
 {
     if (argc < 1 || !JS_IsString(argv[0]))
