@@ -9,7 +9,9 @@ What is on disk after a build, in :func:`build_dir`:
 - ``engine.wasm``: the pre-initialised module (runtime, context and prelude
   ready), which every execution instantiates;
 - ``build.json``: the build id (sha256 of ``engine.wasm``), the inputs' hash,
-  the toolchain and the quickjs-ng version.
+  the toolchain and the quickjs-ng version;
+- ``lifecycle.so``: the host side of an execution (``runtime/sandbox/lifecycle.c``),
+  compiled for this machine, and ``lifecycle.json``, its inputs' hash.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BuiltEngine", "EngineNotBuilt", "build_dir", "load"]
+__all__ = ["LIFECYCLE_LIBRARY", "BuiltEngine", "EngineNotBuilt", "build_dir", "load"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+LIFECYCLE_LIBRARY = "lifecycle.so"
 
 
 class EngineNotBuilt(RuntimeError):
@@ -41,6 +44,7 @@ class BuiltEngine:
     module: bytes
     build_id: str
     info: dict[str, object]
+    lifecycle: Path
 
 
 def load() -> BuiltEngine:
@@ -49,8 +53,11 @@ def load() -> BuiltEngine:
     try:
         info = json.loads((directory / "build.json").read_text())
         module = (directory / "engine.wasm").read_bytes()
+        if not (directory / LIFECYCLE_LIBRARY).exists():
+            raise FileNotFoundError(LIFECYCLE_LIBRARY)
     except FileNotFoundError:
         raise EngineNotBuilt(
             f"the WebAssembly engine is not built (looked in {directory}); run `make engine` or `tollgate engine build`"
         ) from None
-    return BuiltEngine(module=module, build_id=str(info["build_id"]), info=info)
+    lifecycle = directory / LIFECYCLE_LIBRARY
+    return BuiltEngine(module=module, build_id=str(info["build_id"]), info=info, lifecycle=lifecycle)

@@ -11,7 +11,9 @@ Steps, each reported as it runs:
    no file system, environment, clock or network can reach the guest;
 4. pre-initialise it: run start-up and the prelude once, then rewrite the
    module so that instances start from that memory (as Wizer does);
-5. record the build id, the sha256 of the final module.
+5. record the build id, the sha256 of the final module;
+6. compile the host's side of an execution (``runtime/sandbox/lifecycle.c``)
+   into a shared library for this machine, with the same zig (or ``cc``).
 
 A build whose inputs (sources, flags, toolchain) have not changed is skipped.
 Run as ``python -m runtime.engine.build [--force]``.
@@ -33,7 +35,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from runtime.engine import PACKAGE_DIR, build_dir, wasm_binary
+from runtime.engine import LIFECYCLE_LIBRARY, PACKAGE_DIR, build_dir, wasm_binary
 
 QUICKJS_NG_VERSION = "0.17.0.2"
 QUICKJS_NG_SDIST_SHA256 = "43d2e48272208721a7aaea8e3f02d4b9318f12ef20cc4f5421b59d9a470706ef"
@@ -48,6 +50,8 @@ PRELUDE_DIR = GUEST_DIR / "prelude"
 STACK_BYTES = 256 * 1024
 CFLAGS = ("-O2", "-DNDEBUG", "-D_GNU_SOURCE", "-fno-strict-aliasing", "-fno-sanitize=all", "-Wno-everything")
 ALLOWED_IMPORTS = {("tollgate", "host_call")}
+LIFECYCLE_SOURCE = PACKAGE_DIR.parent / "sandbox" / "lifecycle.c"
+HOST_CFLAGS = ("-O2", "-shared", "-fPIC", "-Wall", "-Werror")
 DROP_AFTER_INIT = frozenset({"_initialize", "tg_init", "tg_prelude_bytecode"})
 
 Report = Callable[[str], None]
@@ -201,6 +205,45 @@ def _pre_initialise(raw: bytes) -> bytes:
     return wasm_binary.snapshot(raw, memory, by_index, DROP_AFTER_INIT)
 
 
+def host_compiler() -> tuple[list[str], str]:
+    """(compiler command, description) for this machine's own code: zig's, or ``cc``."""
+    override = os.environ.get("TOLLGATE_HOST_CC")
+    if override:
+        return override.split(), override
+    try:
+        import ziglang  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        return [sys.executable, "-m", "ziglang", "cc"], "zig cc"
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc:
+        return [cc], cc
+    raise BuildError("no C compiler for this machine: `pip install ziglang` (what `make` does), or install gcc")
+
+
+def build_lifecycle(out_dir: Path, *, force: bool = False, report: Report = print) -> Path:
+    """Compile lifecycle.c for this machine into `out_dir` unless it is up to date; the library."""
+    cc, tool = host_compiler()
+    library = out_dir / LIFECYCLE_LIBRARY
+    stamp = out_dir / "lifecycle.json"
+    inputs = _sha256(LIFECYCLE_SOURCE.read_bytes() + " ".join((*HOST_CFLAGS, tool)).encode())
+    up_to_date = library.exists() and stamp.exists() and json.loads(stamp.read_text()).get("inputs_sha256") == inputs
+    if up_to_date and not force:
+        return library
+    report(f"Compiling the host side of an execution ({LIFECYCLE_SOURCE.name}) with {tool}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = library.with_suffix(f".{os.getpid()}.tmp")
+    done = subprocess.run([*cc, *HOST_CFLAGS, str(LIFECYCLE_SOURCE), "-o", str(tmp)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise BuildError(f"compiling {LIFECYCLE_SOURCE.name} failed:\n{done.stderr.strip()}")
+    os.replace(tmp, library)  # a process that loaded the old one keeps it
+    stamp.write_text(json.dumps({"inputs_sha256": inputs, "toolchain": tool}, indent=2) + "\n")
+    return library
+
+
 def build(*, force: bool = False, report: Report = print) -> Path:
     """Build the engine into :func:`build_dir` unless it is up to date; the folder."""
     out_dir = build_dir()
@@ -211,6 +254,7 @@ def build(*, force: bool = False, report: Report = print) -> Path:
     if not force and info_path.exists() and (out_dir / "engine.wasm").exists():
         info = json.loads(info_path.read_text())
         if info.get("inputs_sha256") == inputs:
+            build_lifecycle(out_dir, report=report)
             report(f"The engine is up to date (build {info['build_id'][:12]})")
             return out_dir
 
@@ -256,6 +300,7 @@ def build(*, force: bool = False, report: Report = print) -> Path:
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     info_path.write_text(json.dumps(info, indent=2) + "\n")
+    build_lifecycle(out_dir, force=force, report=report)
     report(f"Engine built in {time.perf_counter() - started:.0f} s: build {build_id[:12]}, {len(module):,} bytes")
     return out_dir
 

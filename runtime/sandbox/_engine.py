@@ -126,7 +126,9 @@ def engine() -> EngineHandle:
             built = built_engine.load()
         except built_engine.EngineNotBuilt as exc:
             raise PlatformError(str(exc)) from None
-        wasm = WasmEngine(built.module, cache_dir=_cache_dir(), pool=pool_settings(built.module))
+        wasm = WasmEngine(
+            built.module, lifecycle=built.lifecycle, cache_dir=_cache_dir(), pool=pool_settings(built.module)
+        )
         with wasm.instance(fuel=1_000_000, wall_ms=1_000, memory_bytes=64 * MiB) as probe:
             address = probe.call(b"tg_status")
             status = proto.Status.parse(probe.read(address, proto.STATUS.size))
@@ -242,13 +244,11 @@ def guest_call(
         with handle.wasm.instance(
             fuel=limits.fuel, wall_ms=limits.wall_ms, memory_bytes=limits.memory_bytes, host_call=host_calls
         ) as inst:
-            # Large inputs get a buffer from the guest's allocator.
-            fits = len(payload) <= handle.input_cap
-            address = handle.input_ptr if fits else inst.call(b"tg_reserve", len(payload))
-            inst.write(address, payload)
+            # Large inputs get a buffer from the guest's allocator (at=0).
+            at = handle.input_ptr if len(payload) <= handle.input_cap else 0
             trap: GuestTrap | None = None
             try:
-                inst.call(export, len(payload))
+                inst.call(export, data=payload, at=at)
             except GuestTrap as exc:
                 trap = exc
             status = proto.Status.parse(inst.read(handle.status_address, proto.STATUS.size))

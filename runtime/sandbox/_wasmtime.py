@@ -16,9 +16,12 @@ Lifecycle, by how often each part runs:
 
 The hot path uses wasmtime's C API directly (``wasmtime._ffi``: unchecked
 calls, a host function defined once, raw memory access), which is why the
-wasmtime version is pinned exactly. Raw memory access has no bounds check of
-its own: :meth:`Instance.read` and :meth:`Instance.write` check every range
-against the memory's current size first.
+wasmtime version is pinned exactly. Making an instance and calling into it
+are one foreign call each, into ``lifecycle.c`` (built with the engine), which
+makes the dozen calls into wasmtime that each would otherwise cost Python a
+round of argument conversion. Raw memory access has no bounds check of its
+own: :meth:`Instance.read` and :meth:`Instance.write` check every range
+against the memory's current size first, and so does lifecycle.c.
 
 wasmtime objects are not thread-safe: a store and its instance belong to the
 thread that made them. Instances run one at a time per thread.
@@ -38,7 +41,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import wasmtime
-from wasmtime import _bindings as raw
 from wasmtime import _ffi as ffi
 
 __all__ = [
@@ -145,6 +147,7 @@ class WasmEngine:
         self,
         module_bytes: bytes,
         *,
+        lifecycle: Path,
         cache_dir: Path | None,
         pool: PoolSettings,
         max_wasm_stack_bytes: int = 1024 * 1024,
@@ -190,6 +193,7 @@ class WasmEngine:
         if error:
             raise WasmFailure(_error_message(error))
         self._pre = pre
+        self._life = _Lifecycle(lifecycle, self._engine_ptr, pre)
 
         self._closed = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="tollgate-epoch", daemon=True)
@@ -197,7 +201,7 @@ class WasmEngine:
 
         # Used stores waiting for drop_deferred(), when defer_drops is on.
         self.defer_drops = False
-        self._deferred: list[object] = []
+        self._deferred: list[int] = []
 
     def _load_module(self, module_bytes: bytes, cache_dir: Path | None) -> wasmtime.Module:
         """Deserialise the compiled module from the cache, or compile and cache it."""
@@ -227,7 +231,7 @@ class WasmEngine:
     # past this many, stores are dropped at once.
     MAX_DEFERRED_DROPS = 4
 
-    def _drop(self, store: object) -> None:
+    def _drop(self, store: int) -> None:
         if self.defer_drops and len(self._deferred) < self.MAX_DEFERRED_DROPS:
             self._deferred.append(store)
         else:
@@ -270,43 +274,126 @@ class WasmEngine:
         return Instance(self, fuel=fuel, wall_ms=wall_ms, memory_bytes=memory_bytes, host_call=host_call)
 
 
-_MEMORY = b"memory"
-
-# The C functions of the hot path, called without wasmtime-py's wrappers.
-_store_new = raw._wasmtime_store_new
-_store_delete = raw._wasmtime_store_delete
-_store_context = raw._wasmtime_store_context
-_store_limiter = raw._wasmtime_store_limiter
-_set_fuel = raw._wasmtime_context_set_fuel
-_get_fuel = raw._wasmtime_context_get_fuel
-_set_epoch_deadline = raw._wasmtime_context_set_epoch_deadline
-_pre_instantiate = raw._wasmtime_instance_pre_instantiate
-_export_get = raw._wasmtime_instance_export_get
-_call_unchecked = raw._wasmtime_func_call_unchecked
-# The memory's base address as an int (wasmtime-py's binding returns a pointer object).
+# The C functions called from Python on the hot path, without wasmtime-py's
+# wrappers (``dll[name]`` makes a function object of our own, whose types
+# wasmtime-py's does not share).
+_store_delete = ffi.dll["wasmtime_store_delete"]
+_store_delete.argtypes = [ctypes.c_void_p]
+_store_delete.restype = None
 _memory_data = ffi.dll["wasmtime_memory_data"]
+_memory_data.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
 _memory_data.restype = ctypes.c_size_t
-_memory_data.argtypes = raw._wasmtime_memory_data.argtypes
-_memory_data_size = raw._wasmtime_memory_data_size
-_byref = ctypes.byref
+_memory_data_size = ffi.dll["wasmtime_memory_data_size"]
+_memory_data_size.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+_memory_data_size.restype = ctypes.c_size_t
 _memmove = ctypes.memmove
 _string_at = ctypes.string_at
+_addressof = ctypes.addressof
 _TrapPtr = ctypes.POINTER(ffi.wasm_trap_t)
-_Extern = ffi.wasmtime_extern_t
-_InstanceT = ffi.wasmtime_instance_t
-_Args = ffi.wasmtime_val_raw_t * 4
+_ErrorPtr = ctypes.POINTER(ffi.wasmtime_error_t)
+
+
+def _address(function: str) -> int | None:
+    return ctypes.cast(ffi.dll[function], ctypes.c_void_p).value
+
+
+class _Api(ctypes.Structure):
+    """``tg_api`` in lifecycle.c: wasmtime's functions, the engine and the pre-instance."""
+
+    _fields_ = [
+        *((name, ctypes.c_void_p) for name in (
+            "store_new", "store_context", "store_limiter", "set_fuel", "get_fuel", "set_epoch_deadline",
+            "pre_instantiate", "export_get", "memory_data", "memory_data_size", "call_unchecked", "engine", "pre",
+        )),
+        ("extern_of_offset", ctypes.c_uint64),
+    ]  # fmt: skip
+
+
+class _State(ctypes.Structure):
+    """``tg_instance`` in lifecycle.c: one instance's limits, handles and last call."""
+
+    _fields_ = [
+        ("fuel", ctypes.c_uint64),
+        ("epoch_ticks", ctypes.c_uint64),
+        ("memory_bytes", ctypes.c_int64),
+        ("store", ctypes.c_void_p),
+        ("ctx", ctypes.c_void_p),
+        ("base", ctypes.c_size_t),
+        ("size", ctypes.c_uint64),
+        ("error", ctypes.c_void_p),
+        ("trap", ctypes.c_void_p),
+        ("fuel_left", ctypes.c_uint64),
+        ("result", ctypes.c_uint32),
+        ("step", ctypes.c_uint32),
+        ("instance", ctypes.c_uint8 * 32),
+        ("memory", ctypes.c_uint8 * 64),
+        ("func", ctypes.c_uint8 * 64),
+        ("args", ctypes.c_uint8 * 64),
+    ]
+
+
+# Return codes and failed steps of lifecycle.c.
+_OK, _FAILED, _TRAPPED, _REFUSED = 0, 1, 2, 3
+_STEP_EXPORT, _STEP_INPUT = 4, 6
+
+
+class _Lifecycle:
+    """lifecycle.c, loaded once per process, bound to one engine's pre-instance."""
+
+    def __init__(self, library: Path, engine_ptr: ctypes._Pointer, pre: ctypes._Pointer) -> None:  # type: ignore[type-arg]
+        lib = ctypes.CDLL(str(library))
+        check = lib.tg_check
+        check.argtypes = [ctypes.c_uint64] * 5
+        check.restype = ctypes.c_int
+        layout = (
+            ctypes.sizeof(ffi.wasmtime_instance_t),
+            ctypes.sizeof(ffi.wasmtime_extern_t),
+            ctypes.sizeof(ffi.wasmtime_val_raw_t),
+            ctypes.sizeof(_State),
+            _State.args.offset,
+        )
+        if not check(*layout):
+            raise WasmFailure(f"{library.name} does not fit this wasmtime's C structures; rebuild the engine")
+        self.api = _Api(
+            *map(_address, (
+                "wasmtime_store_new", "wasmtime_store_context", "wasmtime_store_limiter",
+                "wasmtime_context_set_fuel", "wasmtime_context_get_fuel", "wasmtime_context_set_epoch_deadline",
+                "wasmtime_instance_pre_instantiate", "wasmtime_instance_export_get", "wasmtime_memory_data",
+                "wasmtime_memory_data_size", "wasmtime_func_call_unchecked",
+            )),
+            ctypes.cast(engine_ptr, ctypes.c_void_p).value,
+            ctypes.cast(pre, ctypes.c_void_p).value,
+            ffi.wasmtime_extern_t.of.offset,
+        )  # fmt: skip
+        self.api_address = _addressof(self.api)
+        self.open = lib.tg_open
+        self.open.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        self.open.restype = ctypes.c_int
+        self.call = lib.tg_call
+        self.call.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int,
+                              ctypes.c_uint32, ctypes.c_char_p, ctypes.c_uint64, ctypes.c_uint32]  # fmt: skip
+        self.call.restype = ctypes.c_int
+
+
+def _failure(state: _State, what: str) -> Exception:
+    """The exception for a failed lifecycle step (taking ownership of wasmtime's error or trap)."""
+    if state.error:
+        return WasmFailure(_error_message(ctypes.cast(state.error, _ErrorPtr)))
+    if state.trap:
+        return _trap(ctypes.cast(state.trap, _TrapPtr))
+    return WasmFailure(what)
 
 
 class Instance:
     """One store and one instance: made for one execution, then dropped.
 
-    Memory reads and writes go through the linear memory's base pointer and
-    size. The size is read again after every call (a call may grow the
-    memory), and the base with it when the size changed.
+    Making it and calling into it go through lifecycle.c, one foreign call
+    each. Memory reads and writes go through the linear memory's base
+    pointer and size, which are read again after every call (a call may grow
+    the memory).
     """
 
-    __slots__ = ("_args", "_base", "_ctx", "_engine", "_fuel", "_instance", "_memory", "_memory_ref", "_size",
-                 "_store", "host_call")  # fmt: skip
+    __slots__ = ("_engine", "_fuel", "_life", "_memory", "_state", "_store", "host_call")
 
     def __init__(
         self, engine: WasmEngine, *, fuel: int, wall_ms: int, memory_bytes: int, host_call: HostCall | None
@@ -314,38 +401,25 @@ class Instance:
         self.host_call = host_call
         self._fuel = fuel
         self._engine = engine
-        self._store = _store_new(engine._engine_ptr, None, _HOST_FINALIZER)
-        ctx = self._ctx = _store_context(self._store)
-        _store_limiter(self._store, memory_bytes, -1, 1, -1, 1)
-        error = _set_fuel(ctx, fuel)
-        if error:
+        self._life = life = engine._life
+        state = self._state = _State()
+        state.fuel = fuel
+        state.epoch_ticks = -(-wall_ms // WasmEngine.TICK_MS) + 1
+        state.memory_bytes = memory_bytes
+        state.fuel_left = fuel
+        code = life.open(life.api_address, _addressof(state))
+        self._store = state.store
+        if code != _OK:
+            error = _failure(state, "the engine module exports no memory")
             self.close()
-            raise WasmFailure(_error_message(error))
-        _set_epoch_deadline(ctx, -(-wall_ms // WasmEngine.TICK_MS) + 1)
-        instance = self._instance = _InstanceT()
-        trap = _TrapPtr()
-        error = _pre_instantiate(engine._pre, ctx, _byref(instance), _byref(trap))
-        if error:
-            self.close()
-            raise WasmFailure(_error_message(error))
-        if trap:
-            self.close()
-            raise _trap(trap)
-        item = _Extern()
-        if not _export_get(ctx, _byref(instance), _MEMORY, len(_MEMORY), _byref(item)):
-            self.close()
-            raise WasmFailure("the engine module exports no memory")
-        self._memory = item.of.memory
-        self._memory_ref = _byref(self._memory)
-        self._args = _Args()
-        self._base: int = _memory_data(ctx, self._memory_ref)
-        self._size: int = _memory_data_size(ctx, self._memory_ref)
+            raise error
+        self._memory = _addressof(state) + _State.memory.offset + ffi.wasmtime_extern_t.of.offset
 
     def _refresh(self) -> None:
-        size = _memory_data_size(self._ctx, self._memory_ref)
-        if size != self._size:
-            self._base = _memory_data(self._ctx, self._memory_ref)
-            self._size = size
+        """Read the memory's size and base again (in a host call: the guest may have grown it)."""
+        state = self._state
+        state.size = _memory_data_size(state.ctx, self._memory)
+        state.base = _memory_data(state.ctx, self._memory)
 
     def close(self) -> None:
         """Drop the store and its instance. Idempotent."""
@@ -360,47 +434,46 @@ class Instance:
         self.close()
 
     def memory_size(self) -> int:
-        return self._size
+        return int(self._state.size)
 
     def read(self, address: int, length: int) -> bytes:
         """`length` bytes at `address`, after checking the range is inside the memory."""
-        if address < 0 or length < 0 or address + length > self._size:
+        state = self._state
+        if address < 0 or length < 0 or address + length > state.size:
             raise GuestTrap(TRAP_MEMORY_OUT_OF_BOUNDS, "the guest pointed outside its memory")
-        return _string_at(self._base + address, length)
+        return _string_at(state.base + address, length)
 
     def write(self, address: int, data: bytes) -> None:
         """Copy `data` to `address`, after checking the range is inside the memory."""
-        if address < 0 or address + len(data) > self._size:
+        state = self._state
+        if address < 0 or address + len(data) > state.size:
             raise GuestTrap(TRAP_MEMORY_OUT_OF_BOUNDS, "the input does not fit the guest's memory")
-        _memmove(self._base + address, data, len(data))
+        _memmove(state.base + address, data, len(data))
 
-    def call(self, name: bytes, arg: int | None = None) -> int:
-        """Call the export `name` with one i32 argument (or none); its i32 result."""
-        item = _Extern()
-        if not _export_get(self._ctx, _byref(self._instance), name, len(name), _byref(item)):
-            raise WasmFailure(f"the engine module has no export {name.decode()!r}")
-        args = self._args
-        if arg is not None:
-            args[0].i32 = arg
-        trap = _TrapPtr()
+    def call(self, name: bytes, arg: int | None = None, *, data: bytes | None = None, at: int = 0) -> int:
+        """Call the export `name` with one i32 argument (or none); its i32 result.
+
+        With `data`, first copy it into the guest (at `at`, or when `at` is 0
+        into a buffer from the guest's ``tg_reserve``) and pass its length.
+        """
+        state = self._state
+        life = self._life
         _local.instance = self
         try:
-            error = _call_unchecked(self._ctx, _byref(item.of.func), args, 4, _byref(trap))
+            code = life.call(life.api_address, _addressof(state), name, len(name), arg is not None, arg or 0,
+                             data, len(data) if data is not None else 0, at)  # fmt: skip
         finally:
             _local.instance = None
-            self._refresh()
-        if error:
-            raise WasmFailure(_error_message(error))
-        if trap:
-            raise _trap(trap)
-        return args[0].i32 & 0xFFFFFFFF
+        if code == _OK:
+            return int(state.result)
+        if code == _REFUSED:
+            if state.step == _STEP_INPUT:
+                raise WasmFailure("the input does not fit the guest's memory")
+            raise WasmFailure(f"the engine module has no export {name.decode()!r}")
+        raise _failure(state, "the guest call failed")
 
     def fuel_used(self) -> int:
-        left = ctypes.c_uint64()
-        error = _get_fuel(self._ctx, _byref(left))
-        if error:
-            raise WasmFailure(_error_message(error))
-        return self._fuel - left.value
+        return self._fuel - int(self._state.fuel_left)
 
 
 def pre_initialise(

@@ -1,5 +1,6 @@
 """The built engine: its identity, what it imports, and the snapshot rewriter."""
 
+import ctypes
 import hashlib
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import wasmtime
 
 from runtime import engine
 from runtime.engine import build, wasm_binary
+from runtime.sandbox import _wasmtime
 from runtime.sandbox._wasmtime import pre_initialise
 
 WAT = """
@@ -123,3 +125,55 @@ def test_the_pool_keeps_the_engine_table_resident() -> None:
     assert elements > 100  # QuickJS calls through function pointers
     assert settings.table_keep_resident_bytes >= elements * 8
     assert settings.table_keep_resident_bytes % 4096 == 0
+
+
+def test_the_host_library_is_built_once_and_again_when_its_source_changes(tmp_path, monkeypatch) -> None:
+    """lifecycle.c is compiled for this machine, skipped when up to date, recompiled when it changed."""
+    messages: list[str] = []
+    library = build.build_lifecycle(tmp_path, report=messages.append)
+    assert library.exists() and library.read_bytes()[:4] == b"\x7fELF"
+    assert len(messages) == 1 and "lifecycle.c" in messages[0]
+    first = library.stat().st_mtime_ns
+
+    build.build_lifecycle(tmp_path, report=messages.append)
+    assert len(messages) == 1, "an up-to-date library is not compiled again"
+    assert library.stat().st_mtime_ns == first
+
+    changed = tmp_path / "lifecycle.c"
+    changed.write_text(build.LIFECYCLE_SOURCE.read_text() + "\n/* changed */\n")
+    monkeypatch.setattr(build, "LIFECYCLE_SOURCE", changed)
+    build.build_lifecycle(tmp_path, report=messages.append)
+    assert len(messages) == 2, "a changed source is compiled again"
+
+
+def test_a_host_library_that_does_not_compile_says_why(tmp_path, monkeypatch) -> None:
+    """A compiler error is a BuildError with the compiler's message, and no library is left behind."""
+    broken = tmp_path / "lifecycle.c"
+    broken.write_text("int tg_check(void) { return undeclared_name; }\n")
+    monkeypatch.setattr(build, "LIFECYCLE_SOURCE", broken)
+    out = tmp_path / "out"
+    with pytest.raises(build.BuildError, match="undeclared_name"):
+        build.build_lifecycle(out, report=lambda _: None)
+    assert not (out / engine.LIFECYCLE_LIBRARY).exists()
+    assert not list(out.glob("*.tmp"))
+
+
+def test_an_engine_folder_without_the_host_library_is_not_built(tmp_path, monkeypatch) -> None:
+    """The module alone is not a usable engine: load() says to build it."""
+    built = engine.load()
+    (tmp_path / "engine.wasm").write_bytes(built.module)
+    (tmp_path / "build.json").write_text('{"build_id": "x"}')
+    monkeypatch.setenv("TOLLGATE_ENGINE_DIR", str(tmp_path))
+    with pytest.raises(engine.EngineNotBuilt, match="make engine"):
+        engine.load()
+
+
+def test_a_host_library_from_another_wasmtime_is_refused(monkeypatch) -> None:
+    """lifecycle.c checks the C structures' layout it was built for; a mismatch is refused, not used."""
+
+    class Bigger(ctypes.Structure):
+        _fields_ = [("room", ctypes.c_uint8 * 4096)]
+
+    monkeypatch.setattr(_wasmtime.ffi, "wasmtime_extern_t", Bigger)
+    with pytest.raises(_wasmtime.WasmFailure, match="rebuild the engine"):
+        _wasmtime._Lifecycle(engine.load().lifecycle, None, None)
