@@ -152,7 +152,7 @@ def minimum_memory_bytes() -> int:
     return engine().base_memory_bytes + HEAP_RESERVE_BYTES + 1 * MiB
 
 
-@dataclass
+@dataclass(slots=True)
 class GuestCall:
     """What one call returned. `stopped` is set when a limit or trap ended it."""
 

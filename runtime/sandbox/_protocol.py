@@ -238,6 +238,8 @@ def _unpack_stream(raw: bytes, count: int, what: str) -> list[Any]:
 
 def parse_logs(raw: bytes, count: int, limits: Limits) -> list[dict[str, str]]:
     """The console entries in a log buffer, checked."""
+    if not raw and not count:
+        return []
     if len(raw) > limits.log_bytes:
         raise ActionProtocolError("the sandbox wrote more console output than its limit allows")
     entries = _unpack_stream(raw, count, "console output")

@@ -9,7 +9,7 @@ dropped. Nothing an execution does is visible to the next one.
 
 from __future__ import annotations
 
-import secrets as secrets_module
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -233,7 +233,7 @@ def execute_packed(
         host_functions = trigger_host_functions(action.trigger)
     if replay_host_calls is not None:
         host_functions = _replayer(replay_host_calls)
-    seed = seed if seed is not None else secrets_module.token_bytes(32)
+    seed = seed if seed is not None else os.urandom(32)  # the CSPRNG (what secrets.token_bytes reads)
     if len(seed) != 32:
         raise ValueError("the seed must be 32 bytes")
     now_ms = float(now_ms if now_ms is not None else time.time() * 1000)
