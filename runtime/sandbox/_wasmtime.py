@@ -297,16 +297,29 @@ def _address(function: str) -> int | None:
     return ctypes.cast(ffi.dll[function], ctypes.c_void_p).value
 
 
+# tg_api's function pointers in lifecycle.c, in its order: field name -> wasmtime's C function.
+_API_FUNCTIONS = {
+    "store_new": "wasmtime_store_new",
+    "store_context": "wasmtime_store_context",
+    "store_limiter": "wasmtime_store_limiter",
+    "set_fuel": "wasmtime_context_set_fuel",
+    "get_fuel": "wasmtime_context_get_fuel",
+    "set_epoch_deadline": "wasmtime_context_set_epoch_deadline",
+    "pre_instantiate": "wasmtime_instance_pre_instantiate",
+    "export_get": "wasmtime_instance_export_get",
+    "memory_data": "wasmtime_memory_data",
+    "memory_data_size": "wasmtime_memory_data_size",
+    "call_unchecked": "wasmtime_func_call_unchecked",
+}
+
+
 class _Api(ctypes.Structure):
     """``tg_api`` in lifecycle.c: wasmtime's functions, the engine and the pre-instance."""
 
     _fields_ = [
-        *((name, ctypes.c_void_p) for name in (
-            "store_new", "store_context", "store_limiter", "set_fuel", "get_fuel", "set_epoch_deadline",
-            "pre_instantiate", "export_get", "memory_data", "memory_data_size", "call_unchecked", "engine", "pre",
-        )),
+        *((name, ctypes.c_void_p) for name in (*_API_FUNCTIONS, "engine", "pre")),
         ("extern_of_offset", ctypes.c_uint64),
-    ]  # fmt: skip
+    ]
 
 
 class _State(ctypes.Structure):
@@ -332,9 +345,9 @@ class _State(ctypes.Structure):
     ]
 
 
-# Return codes and failed steps of lifecycle.c.
-_OK, _FAILED, _TRAPPED, _REFUSED = 0, 1, 2, 3
-_STEP_EXPORT, _STEP_INPUT = 4, 6
+# lifecycle.c's return codes (TG_OK, TG_REFUSED) and the step that refuses an input (TG_STEP_INPUT).
+_OK, _REFUSED = 0, 3
+_STEP_INPUT = 6
 
 
 class _Lifecycle:
@@ -355,16 +368,11 @@ class _Lifecycle:
         if not check(*layout):
             raise WasmFailure(f"{library.name} does not fit this wasmtime's C structures; rebuild the engine")
         self.api = _Api(
-            *map(_address, (
-                "wasmtime_store_new", "wasmtime_store_context", "wasmtime_store_limiter",
-                "wasmtime_context_set_fuel", "wasmtime_context_get_fuel", "wasmtime_context_set_epoch_deadline",
-                "wasmtime_instance_pre_instantiate", "wasmtime_instance_export_get", "wasmtime_memory_data",
-                "wasmtime_memory_data_size", "wasmtime_func_call_unchecked",
-            )),
+            *map(_address, _API_FUNCTIONS.values()),
             ctypes.cast(engine_ptr, ctypes.c_void_p).value,
             ctypes.cast(pre, ctypes.c_void_p).value,
             ffi.wasmtime_extern_t.of.offset,
-        )  # fmt: skip
+        )
         self.api_address = _addressof(self.api)
         self.open = lib.tg_open
         self.open.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
