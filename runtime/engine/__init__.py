@@ -21,10 +21,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LIFECYCLE_LIBRARY", "BuiltEngine", "EngineNotBuilt", "build_dir", "load"]
+__all__ = ["LIFECYCLE_LIBRARY", "STACK_BYTES", "BuiltEngine", "EngineNotBuilt", "build_dir", "load"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 LIFECYCLE_LIBRARY = "lifecycle.so"
+# The shadow stack sits first in linear memory (wasm-ld --stack-first): an
+# overflow runs below address 0 and traps instead of corrupting the heap.
+STACK_BYTES = 256 * 1024
 
 
 class EngineNotBuilt(RuntimeError):

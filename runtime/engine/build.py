@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from runtime.engine import LIFECYCLE_LIBRARY, PACKAGE_DIR, build_dir, wasm_binary
+from runtime.engine import LIFECYCLE_LIBRARY, PACKAGE_DIR, STACK_BYTES, build_dir, wasm_binary
 
 QUICKJS_NG_VERSION = "0.17.0.2"
 QUICKJS_NG_SDIST_SHA256 = "43d2e48272208721a7aaea8e3f02d4b9318f12ef20cc4f5421b59d9a470706ef"
@@ -45,9 +45,6 @@ SHIM_SOURCES = ("shim.c", "sha256.c", "msgpack.c", "pack.c")
 SHIM_HEADERS = ("sha256.h", "msgpack.h", "pack.h")
 PRELUDE_DIR = GUEST_DIR / "prelude"
 
-# The shadow stack sits first in linear memory (wasm-ld --stack-first): an
-# overflow runs below address 0 and traps instead of corrupting the heap.
-STACK_BYTES = 256 * 1024
 CFLAGS = ("-O2", "-DNDEBUG", "-D_GNU_SOURCE", "-fno-strict-aliasing", "-fno-sanitize=all", "-Wno-everything")
 ALLOWED_IMPORTS = {("tollgate", "host_call")}
 LIFECYCLE_SOURCE = PACKAGE_DIR.parent / "sandbox" / "lifecycle.c"

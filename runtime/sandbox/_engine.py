@@ -1,9 +1,11 @@
 """One guest call in one fresh instance, with its traps turned into errors.
 
 :func:`engine` is once per process (fork-aware: a forked executor makes its
-own). :func:`guest_call` is once per compile or execution: it makes the
-instance, writes the input record, makes the one call, reads the status
-block and the output, and drops the instance.
+own). :func:`preloaded` is once per action and process: it loads the action's
+bytecode in a fresh instance and keeps the memory pages that changed.
+:func:`guest_call` is once per compile or execution: it makes the instance
+(with an action's pages copied in), writes the input record, makes the one
+call, reads the status block and the output, and drops the instance.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runtime import engine as built_engine
-from runtime.engine import wasm_binary
+from runtime.engine import STACK_BYTES, wasm_binary
 from runtime.limits import KiB, Limits, MiB
 from runtime.sandbox import _protocol as proto
 from runtime.sandbox._wasmtime import (
+    PAGE_BYTES,
     TRAP_INTERRUPT,
     TRAP_MEMORY_OUT_OF_BOUNDS,
     TRAP_OUT_OF_FUEL,
@@ -30,6 +34,7 @@ from runtime.sandbox._wasmtime import (
     TRAP_UNREACHABLE,
     GuestTrap,
     Instance,
+    Pages,
     PoolSettings,
     WasmEngine,
     WasmFailure,
@@ -70,6 +75,10 @@ class EngineHandle:
     input_cap: int
     hostbuf_ptr: int
     hostbuf_cap: int
+    # A fresh instance's memory, and the actions loaded ahead (see preloaded()).
+    pristine: bytes = b""
+    preloads: OrderedDict[str, Pages | None] = field(default_factory=OrderedDict)
+    preloads_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _lock = threading.Lock()
@@ -130,6 +139,7 @@ def engine() -> EngineHandle:
             built.module, lifecycle=built.lifecycle, cache_dir=_cache_dir(), pool=pool_settings(built.module)
         )
         with wasm.instance(fuel=1_000_000, wall_ms=1_000, memory_bytes=64 * MiB) as probe:
+            pristine = probe.read(0, probe.memory_size())
             address = probe.call(b"tg_status")
             status = proto.Status.parse(probe.read(address, proto.STATUS.size))
             base = probe.memory_size()
@@ -142,6 +152,7 @@ def engine() -> EngineHandle:
             input_cap=status.input_cap,
             hostbuf_ptr=status.hostbuf_ptr,
             hostbuf_cap=status.hostbuf_cap,
+            pristine=pristine,
         )
         log.info("sandbox engine ready: build %s, %d KiB per fresh instance", built.build_id[:12], base // KiB)
         return _handle
@@ -217,6 +228,57 @@ def heap_bytes(handle: EngineHandle, limits: Limits) -> int:
     return allowed
 
 
+# The most memory the pages of actions loaded ahead may take in one process.
+PRELOAD_CACHE_BYTES = 16 * MiB
+PRELOAD_LIMITS = Limits()
+
+
+def _preload(handle: EngineHandle, bytecode: bytes) -> Pages | None:
+    """The pages that loading `bytecode` changes in a fresh instance, or None if it cannot be loaded ahead.
+
+    tg_preload reads the bytecode and makes the action's module wrapper
+    (none of the action's code runs); every page it changed, but for the
+    shadow stack (dead once the call has returned), is kept. Copied into a
+    fresh instance, they leave it as if it had loaded the action itself.
+    """
+    limits = PRELOAD_LIMITS
+    payload = proto.encode_input(
+        proto.MAGIC_PRELOAD, bytecode, b"", limits, heap_bytes=heap_bytes(handle, limits), seed=bytes(32), now_ms=0.0
+    )
+    try:
+        with handle.wasm.instance(fuel=limits.fuel, wall_ms=limits.wall_ms, memory_bytes=limits.memory_bytes) as inst:
+            at = handle.input_ptr if len(payload) <= handle.input_cap else 0
+            inst.call(b"tg_preload", data=payload, at=at)
+            after = memoryview(inst.read(0, inst.memory_size()))
+    except (GuestTrap, WasmFailure) as exc:
+        log.warning("an action could not be loaded ahead; it loads in each execution: %s", exc)
+        return None
+    # Memory the loading grew into started as zeros.
+    before = memoryview(handle.pristine + bytes(max(0, len(after) - len(handle.pristine))))
+    changed = [
+        (n, bytes(after[n * PAGE_BYTES : (n + 1) * PAGE_BYTES]))
+        for n in range(STACK_BYTES // PAGE_BYTES, len(after) // PAGE_BYTES)
+        if after[n * PAGE_BYTES : (n + 1) * PAGE_BYTES] != before[n * PAGE_BYTES : (n + 1) * PAGE_BYTES]
+    ]
+    return Pages(changed, memory_bytes=len(after))
+
+
+def preloaded(handle: EngineHandle, bytecode: bytes, digest: str) -> Pages | None:
+    """The pages of the action with this bytecode loaded ahead (made on first use, kept while they fit)."""
+    with handle.preloads_lock:
+        if digest in handle.preloads:
+            handle.preloads.move_to_end(digest)
+            return handle.preloads[digest]
+    pages = _preload(handle, bytecode)
+    with handle.preloads_lock:
+        handle.preloads[digest] = pages
+        kept = sum(p.nbytes for p in handle.preloads.values() if p is not None)
+        while kept > PRELOAD_CACHE_BYTES and len(handle.preloads) > 1:
+            _, dropped = handle.preloads.popitem(last=False)
+            kept -= dropped.nbytes if dropped is not None else 0
+    return pages
+
+
 def guest_call(
     export: bytes,
     magic: int,
@@ -227,8 +289,9 @@ def guest_call(
     seed: bytes,
     now_ms: float,
     host_functions: Mapping[str, HostFunction] | None = None,
+    pages: Pages | None = None,
 ) -> GuestCall:
-    """Run one export on a fresh instance.
+    """Run one export on a fresh instance (with `pages` copied in first).
 
     A trap (a limit hit, a guest that stopped itself) comes back in
     ``stopped``, with the stats so far. A malformed answer or a platform
@@ -242,7 +305,11 @@ def guest_call(
     started = time.perf_counter_ns()
     try:
         with handle.wasm.instance(
-            fuel=limits.fuel, wall_ms=limits.wall_ms, memory_bytes=limits.memory_bytes, host_call=host_calls
+            fuel=limits.fuel,
+            wall_ms=limits.wall_ms,
+            memory_bytes=limits.memory_bytes,
+            host_call=host_calls,
+            pages=pages,
         ) as inst:
             # Large inputs get a buffer from the guest's allocator (at=0).
             at = handle.input_ptr if len(payload) <= handle.input_cap else 0

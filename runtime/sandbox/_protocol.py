@@ -53,6 +53,7 @@ from runtime.sandbox.errors import (
 
 MAGIC_COMPILE = 0x31434754
 MAGIC_RUN = 0x31524754
+MAGIC_PRELOAD = 0x31504754
 MAGIC_STATUS = 0x31534754
 
 HEADER = struct.Struct("<II4QdIIIIIIII")

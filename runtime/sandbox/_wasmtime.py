@@ -44,10 +44,12 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 __all__ = [
+    "PAGE_BYTES",
     "WASMTIME_VERSION",
     "GuestTrap",
     "HostCall",
     "Instance",
+    "Pages",
     "WasmEngine",
     "WasmFailure",
     "pre_initialise",
@@ -62,6 +64,7 @@ TRAP_MEMORY_OUT_OF_BOUNDS = wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS.value
 TRAP_UNREACHABLE = wasmtime.TrapCode.UNREACHABLE.value
 TRAP_INTERRUPT = wasmtime.TrapCode.INTERRUPT.value
 TRAP_OUT_OF_FUEL = wasmtime.TrapCode.OUT_OF_FUEL.value
+PAGE_BYTES = 4096  # what lifecycle.c copies in (TG_PAGE_BYTES): a host page
 
 
 class WasmFailure(Exception):
@@ -267,11 +270,12 @@ class WasmEngine:
         wall_ms: int,
         memory_bytes: int,
         host_call: HostCall | None = None,
+        pages: Pages | None = None,
     ) -> Instance:
-        """A fresh instance with these limits; use it in a ``with`` block, which drops it."""
+        """A fresh instance with these limits (and `pages` copied in); use it in a ``with`` block, which drops it."""
         if self._closed.is_set():
             raise WasmFailure("the engine is closed")
-        return Instance(self, fuel=fuel, wall_ms=wall_ms, memory_bytes=memory_bytes, host_call=host_call)
+        return Instance(self, fuel=fuel, wall_ms=wall_ms, memory_bytes=memory_bytes, host_call=host_call, pages=pages)
 
 
 # The C functions called from Python on the hot path, without wasmtime-py's
@@ -310,6 +314,7 @@ _API_FUNCTIONS = {
     "memory_data": "wasmtime_memory_data",
     "memory_data_size": "wasmtime_memory_data_size",
     "call_unchecked": "wasmtime_func_call_unchecked",
+    "memory_grow": "wasmtime_memory_grow",
 }
 
 
@@ -338,6 +343,10 @@ class _State(ctypes.Structure):
         ("fuel_left", ctypes.c_uint64),
         ("result", ctypes.c_uint32),
         ("step", ctypes.c_uint32),
+        ("pages", ctypes.c_void_p),
+        ("page_index", ctypes.c_void_p),
+        ("page_count", ctypes.c_uint64),
+        ("memory_needed", ctypes.c_uint64),
         ("instance", ctypes.c_uint8 * 32),
         ("memory", ctypes.c_uint8 * 64),
         ("func", ctypes.c_uint8 * 64),
@@ -345,9 +354,38 @@ class _State(ctypes.Structure):
     ]
 
 
-# lifecycle.c's return codes (TG_OK, TG_REFUSED) and the step that refuses an input (TG_STEP_INPUT).
+# lifecycle.c's return codes (TG_OK, TG_REFUSED) and the steps that refuse (TG_STEP_INPUT, TG_STEP_PAGES).
 _OK, _REFUSED = 0, 3
-_STEP_INPUT = 6
+_STEP_INPUT, _STEP_PAGES = 6, 7
+
+
+class Pages:
+    """Whole pages of linear memory for a new instance: ``(page number, PAGE_BYTES bytes)`` each.
+
+    `memory_bytes` is the size the memory must have for them: a new
+    instance's memory is grown to it first.
+    """
+
+    __slots__ = ("_data", "_index", "count", "data_address", "index_address", "memory_bytes", "nbytes")
+
+    def __init__(self, pages: list[tuple[int, bytes]], *, memory_bytes: int) -> None:
+        if any(len(data) != PAGE_BYTES or number < 0 for number, data in pages):
+            raise ValueError("pages are whole pages at non-negative page numbers")
+        if any((number + 1) * PAGE_BYTES > memory_bytes for number, _ in pages):
+            raise ValueError("a page lies beyond the memory's size")
+        self.memory_bytes = memory_bytes
+        self.count = len(pages)
+        self.nbytes = self.count * PAGE_BYTES
+        self._data = ctypes.create_string_buffer(b"".join(data for _, data in pages), max(1, self.nbytes))
+        self._index = (ctypes.c_uint32 * max(1, self.count))(*(number for number, _ in pages))
+        self.data_address = _addressof(self._data)
+        self.index_address = _addressof(self._index)
+
+    def numbers(self) -> list[int]:
+        return list(self._index[: self.count])
+
+    def data(self) -> bytes:
+        return self._data.raw[: self.nbytes]
 
 
 class _Lifecycle:
@@ -404,7 +442,14 @@ class Instance:
     __slots__ = ("_engine", "_fuel", "_life", "_memory", "_state", "_store", "host_call")
 
     def __init__(
-        self, engine: WasmEngine, *, fuel: int, wall_ms: int, memory_bytes: int, host_call: HostCall | None
+        self,
+        engine: WasmEngine,
+        *,
+        fuel: int,
+        wall_ms: int,
+        memory_bytes: int,
+        host_call: HostCall | None,
+        pages: Pages | None = None,
     ) -> None:
         self.host_call = host_call
         self._fuel = fuel
@@ -415,10 +460,20 @@ class Instance:
         state.epoch_ticks = -(-wall_ms // WasmEngine.TICK_MS) + 1
         state.memory_bytes = memory_bytes
         state.fuel_left = fuel
+        if pages is not None and pages.count:
+            state.pages = pages.data_address
+            state.page_index = pages.index_address
+            state.page_count = pages.count
+            state.memory_needed = pages.memory_bytes
         code = life.open(life.api_address, _addressof(state))
         self._store = state.store
         if code != _OK:
-            error = _failure(state, "the engine module exports no memory")
+            what = (
+                "the pages do not fit the memory"
+                if state.step == _STEP_PAGES
+                else "the engine module exports no memory"
+            )
+            error = _failure(state, what)
             self.close()
             raise error
         self._memory = _addressof(state) + _State.memory.offset + ffi.wasmtime_extern_t.of.offset

@@ -21,7 +21,7 @@ import msgpack
 
 from runtime.limits import Limits
 from runtime.sandbox import _protocol as proto
-from runtime.sandbox._engine import HostFunction, engine, guest_call
+from runtime.sandbox._engine import HostFunction, engine, guest_call, preloaded
 from runtime.sandbox.compiler import CompiledAction, compile_action
 from runtime.sandbox.errors import ActionError, SandboxError, error_from_dict
 from runtime.triggers import host_functions as trigger_host_functions
@@ -29,6 +29,8 @@ from runtime.triggers import host_functions as trigger_host_functions
 __all__ = ["ExecutionResult", "Stats", "Trace", "execute", "execute_packed", "pack_request"]
 
 DEFAULT_LIMITS = Limits()
+# Run each action from its pages loaded ahead (see _engine.preloaded) rather than from its bytecode.
+PRELOAD = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,15 +241,20 @@ def execute_packed(
     now_ms = float(now_ms if now_ms is not None else time.time() * 1000)
     action = _recompiled.current(action)  # its bytecode was checked against its digest when it was made
 
+    # The action loaded ahead (its pages copied into the fresh instance), or its bytecode read in the run.
+    pages = preloaded(engine(), action.bytecode, action.bytecode_sha256) if PRELOAD else None
+    if pages is not None and pages.memory_bytes > limits.memory_bytes:
+        pages = None  # loaded, it would not fit this execution's memory: load it in the run (and fail there)
     call = guest_call(
         b"tg_run",
         proto.MAGIC_RUN,
-        action.bytecode,
+        b"" if pages is not None else action.bytecode,
         request,
         limits,
         seed=seed,
         now_ms=now_ms,
         host_functions=host_functions,
+        pages=pages,
     )
     stats = Stats(
         fuel_used=call.fuel_used,

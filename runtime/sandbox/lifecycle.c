@@ -33,12 +33,15 @@ typedef int (*export_get_fn)(void *ctx, const void *instance, const char *name, 
 typedef uint8_t *(*memory_data_fn)(const void *ctx, const void *memory);
 typedef size_t (*memory_data_size_fn)(const void *ctx, const void *memory);
 typedef void *(*call_unchecked_fn)(void *ctx, const void *func, void *args, size_t nargs, void **trap);
+typedef void *(*memory_grow_fn)(void *ctx, const void *memory, uint64_t delta_pages, uint64_t *previous_pages);
 
 /* Room for wasmtime's structures; tg_check says whether the real sizes fit. */
 #define TG_INSTANCE_ROOM 32
 #define TG_EXTERN_ROOM 64
 #define TG_ARG_SLOTS 4
 #define TG_ARG_BYTES 16
+#define TG_PAGE_BYTES 4096
+#define TG_WASM_PAGE_BYTES 65536
 
 /* Set once per process. */
 typedef struct {
@@ -53,6 +56,7 @@ typedef struct {
     memory_data_fn memory_data;
     memory_data_size_fn memory_data_size;
     call_unchecked_fn call_unchecked;
+    memory_grow_fn memory_grow;
     void *engine;
     void *pre;
     uint64_t extern_of_offset; /* where wasmtime_extern_t's union starts */
@@ -72,6 +76,14 @@ typedef struct {
     uint64_t fuel_left;
     uint32_t result;   /* the guest call's i32 result */
     uint32_t step;     /* which step failed (TG_STEP_*) */
+    /* Whole pages (TG_PAGE_BYTES each, `page_count` of them, one after the
+     * other) that tg_open copies into the new instance's memory, page
+     * `page_index[i]` from the i-th: an action loaded ahead (see tg_preload
+     * in the shim). NULL for none. */
+    const uint8_t *pages;
+    const uint32_t *page_index;
+    uint64_t page_count;
+    uint64_t memory_needed; /* bytes the memory must have for them (grown first) */
     uint8_t instance[TG_INSTANCE_ROOM];
     uint8_t memory[TG_EXTERN_ROOM];
     uint8_t func[TG_EXTERN_ROOM];
@@ -92,6 +104,7 @@ enum {
     TG_STEP_EXPORT = 4,
     TG_STEP_CALL = 5,
     TG_STEP_INPUT = 6,
+    TG_STEP_PAGES = 7,
 };
 
 /* 1 when wasmtime's structures (sizes from wasmtime-py) fit the room kept
@@ -113,7 +126,9 @@ static void refresh(const tg_api *api, tg_instance *inst) {
     inst->base = api->memory_data(inst->ctx, memory);
 }
 
-/* A fresh store with its limits, an instance from the pre-instance, its memory. */
+/* A fresh store with its limits, an instance from the pre-instance, its
+ * memory, and the pages given (if any) copied in, the memory grown for them
+ * first if need be (within the store's limit). */
 int tg_open(const tg_api *api, tg_instance *inst) {
     inst->error = NULL;
     inst->trap = NULL;
@@ -132,6 +147,19 @@ int tg_open(const tg_api *api, tg_instance *inst) {
     if (!api->export_get(inst->ctx, inst->instance, "memory", 6, inst->memory))
         return fail(inst, TG_STEP_MEMORY, TG_REFUSED);
     refresh(api, inst);
+    if (inst->pages && inst->memory_needed > inst->size) {
+        uint64_t grow = (inst->memory_needed - inst->size + TG_WASM_PAGE_BYTES - 1) / TG_WASM_PAGE_BYTES, previous;
+        inst->error = api->memory_grow(inst->ctx, inst->memory + api->extern_of_offset, grow, &previous);
+        if (inst->error)
+            return fail(inst, TG_STEP_PAGES, TG_FAILED);
+        refresh(api, inst);
+    }
+    for (uint64_t i = 0; inst->pages && i < inst->page_count; i++) {
+        uint64_t at = (uint64_t)inst->page_index[i] * TG_PAGE_BYTES;
+        if (at + TG_PAGE_BYTES > inst->size)
+            return fail(inst, TG_STEP_PAGES, TG_REFUSED);
+        memcpy(inst->base + at, inst->pages + i * TG_PAGE_BYTES, TG_PAGE_BYTES);
+    }
     return TG_OK;
 }
 

@@ -102,6 +102,7 @@ def test_a_deferred_drop_leaves_nothing_for_the_next_instance() -> None:
     writer = compile_action(handler_source("globalThis.k = [event.marker, event.marker + '!']; console.log(k[1]);"))
     handle = engine()
     wasm = handle.wasm
+    assert execute(writer, "onExecutePostLogin", {"marker": "warm"}).ok  # the first run also loads the action ahead
     wasm.defer_drops = True
     try:
         result = execute(writer, "onExecutePostLogin", {"marker": marker})

@@ -40,6 +40,7 @@ extern int32_t tg_host_call(uint32_t op_ptr, uint32_t op_len, uint32_t req_ptr, 
 enum {
     TG_INPUT_MAGIC_RUN = 0x31524754,     /* "TGR1" */
     TG_INPUT_MAGIC_COMPILE = 0x31434754, /* "TGC1" */
+    TG_INPUT_MAGIC_PRELOAD = 0x31504754, /* "TGP1" */
     TG_STATUS_MAGIC = 0x31534754,        /* "TGS1" */
 };
 
@@ -128,6 +129,7 @@ __attribute__((noreturn)) static void tg_abort(uint32_t reason)
 /* Memory: every QuickJS allocation is counted against the call's limit. */
 
 static size_t heap_used, heap_limit, heap_peak;
+static size_t preload_heap; /* what tg_preload's loading of an action allocated */
 
 static void heap_account(void *p)
 {
@@ -968,6 +970,21 @@ uint32_t tg_status_address(void)
     return (uint32_t)(uintptr_t)&tg_status;
 }
 
+/* Back to the static input buffer, after a call whose input needed a larger
+ * one (tg_init's prelude, tg_preload's bytecode): the next call's input goes
+ * to the static buffer, where the host writes it. */
+static void release_input(void)
+{
+    if (tg_input != tg_input_static) {
+        /* Cleared, the buffer's pages read as they did before it was used:
+         * after tg_preload, the host then need not copy them. */
+        memset(tg_input, 0, tg_input_cap);
+        free(tg_input);
+        tg_input = tg_input_static;
+        tg_input_cap = TG_INPUT_STATIC_BYTES;
+    }
+}
+
 /* A buffer of at least `len` bytes for the next input record. */
 TG_EXPORT("tg_reserve")
 uint32_t tg_reserve(uint32_t len)
@@ -1094,13 +1111,7 @@ uint32_t tg_init(uint32_t len)
     hook_describe = get_hook(hooks, "describeError");
     warm_up(hooks);
     JS_FreeValue(ctx, hooks);
-    /* The prelude may have needed a larger input buffer than the static
-     * one; executions start from the static one again. */
-    if (tg_input != tg_input_static) {
-        free(tg_input);
-        tg_input = tg_input_static;
-        tg_input_cap = TG_INPUT_STATIC_BYTES;
-    }
+    release_input();
     JS_RunGC(rt);
     return (uint32_t)(uintptr_t)&tg_status;
 }
@@ -1125,13 +1136,16 @@ static const tg_input_t *read_input(uint32_t len, uint32_t magic)
     max_commands = in->max_commands;
     log_buf.limit = in->log_bytes;
     cmd_buf.limit = in->output_bytes;
-    heap_limit = heap_used + in->heap_bytes;
+    /* The allowance starts where a fresh instance's heap ends: an action
+     * loaded ahead (tg_preload) counts against it as one loaded in the run. */
+    size_t heap_start = heap_used - preload_heap;
+    heap_limit = heap_start + in->heap_bytes;
     heap_peak = heap_used;
     /* The instance is thrown away after this call, so garbage collection
      * only matters under memory pressure: collect when a quarter of the
      * allowance is used, not at QuickJS's 256 KiB default (which would
      * sweep the whole prelude heap on the first allocation). */
-    JS_SetGCThreshold(rt, heap_used + in->heap_bytes / 4);
+    JS_SetGCThreshold(rt, heap_start + in->heap_bytes / 4);
     JS_UpdateStackTop(rt);
     JS_SetMaxStackSize(rt, in->stack_bytes);
     return in;
@@ -1271,9 +1285,38 @@ static void drain_jobs(void)
     }
 }
 
-/* Run one handler of an action: bytecode and a JSON request in, a JSON
- * result out. The request holds the handler name, the event and the
- * execution's context; see runtime/sandbox/_protocol.py. */
+/* The action's module wrapper, when tg_preload made it (see there). */
+static JSValue preloaded = JS_UNDEFINED;
+
+/* An action's bytecode in, its module wrapper made (not called: none of the
+ * action's own code runs). The host runs this once per action in a fresh
+ * instance and keeps the memory pages it changed; it then copies those pages
+ * into each fresh instance that runs the action, and tg_run (with no code in
+ * its input) finds the wrapper here instead of reading the bytecode again.
+ * What the pages hold depends on the engine build and the bytecode only. */
+TG_EXPORT("tg_preload")
+uint32_t tg_preload(uint32_t len)
+{
+    const tg_input_t *in = read_input(len, TG_INPUT_MAGIC_PRELOAD);
+    size_t heap_before = heap_used;
+    JSValue obj = JS_ReadObject(ctx, (const uint8_t *)(in + 1), in->code_len, JS_READ_OBJ_BYTECODE);
+    if (JS_IsException(obj))
+        tg_abort(TG_ABORT_BAD_INPUT);
+    JSValue wrapper = JS_EvalFunction(ctx, obj);
+    if (JS_IsException(wrapper))
+        tg_abort(TG_ABORT_BAD_INPUT);
+    preloaded = wrapper;
+    preload_heap = heap_used > heap_before ? heap_used - heap_before : 0;
+    release_input();
+    /* The status block is left as a fresh instance has it: a run that
+     * traps reports what it did, not what this call did. */
+    return (uint32_t)(uintptr_t)&tg_status;
+}
+
+/* Run one handler of an action: bytecode (or none, after tg_preload) and a
+ * msgpack request in, a JSON result out. The request holds the handler
+ * name, the event and the execution's context; see
+ * runtime/sandbox/_protocol.py. */
 TG_EXPORT("tg_run")
 uint32_t tg_run(uint32_t len)
 {
@@ -1281,14 +1324,19 @@ uint32_t tg_run(uint32_t len)
     const uint8_t *code = (const uint8_t *)(in + 1);
     const char *request = (const char *)code + in->code_len;
 
-    JSValue obj = JS_ReadObject(ctx, code, in->code_len, JS_READ_OBJ_BYTECODE);
-    if (JS_IsException(obj))
-        tg_abort(TG_ABORT_BAD_INPUT);
-    JSValue wrapper = JS_EvalFunction(ctx, obj);
-    if (JS_IsException(wrapper)) {
-        emit_fault();
-        finish_call();
-        return (uint32_t)(uintptr_t)&tg_status;
+    JSValue wrapper = preloaded;
+    if (in->code_len) {
+        JSValue obj = JS_ReadObject(ctx, code, in->code_len, JS_READ_OBJ_BYTECODE);
+        if (JS_IsException(obj))
+            tg_abort(TG_ABORT_BAD_INPUT);
+        wrapper = JS_EvalFunction(ctx, obj);
+        if (JS_IsException(wrapper)) {
+            emit_fault();
+            finish_call();
+            return (uint32_t)(uintptr_t)&tg_status;
+        }
+    } else if (!JS_IsFunction(ctx, wrapper)) {
+        tg_abort(TG_ABORT_BAD_INPUT); /* no code, and none preloaded */
     }
     JSValue req = decode_request(request, in->request_len, 1);
 
