@@ -243,6 +243,43 @@ def test_the_event_reads_back_exactly_whatever_the_size_of_its_parts() -> None:
     assert json.loads(changed) == [{"set": True}, "changed", False, 3]
 
 
+def test_members_with_the_same_key_read_their_own_values() -> None:
+    """Lazily read members share their accessors by key; each still reads its own bytes, once."""
+    client_md = {f"c{i}": f"client value {i}" for i in range(8)}
+    tx_md = {f"t{i}": f"transaction value {i}" for i in range(8)}
+    event = {"client": {"metadata": client_md}, "transaction": {"metadata": tx_md}}
+    action = compile_action(
+        handler_source(
+            "const get = Object.getOwnPropertyDescriptor(event.client, 'metadata').get;"
+            "console.log(JSON.stringify([event.transaction.metadata, event.client.metadata]));"
+            "console.log(String(get && get.call({})), event.client.metadata === event.client.metadata);"
+        )
+    )
+    result = execute(action, "onExecutePostLogin", event)
+    assert result.ok, result.error
+    both, other = logged(result)
+    assert json.loads(both) == [tx_md, client_md]
+    assert other == "undefined true"
+
+
+def test_an_event_with_more_large_members_than_are_read_lazily_reads_back_exactly() -> None:
+    """Past the lazy tables' room (distinct keys, members), the rest is decoded at once, and reads the same."""
+    # 2,000 members with distinct keys, each holding a large "metadata": more
+    # keys than get shared accessors, more lazy members than the table holds.
+    event = {f"m{i}": {"metadata": {"text": f"{i:04d}" + "x" * 60, "n": i}} for i in range(2000)}
+    action = compile_action(
+        handler_source(
+            "console.log(JSON.stringify(event.m1999) === JSON.stringify(event.m1999));"
+            "console.log(JSON.stringify(event));"
+        )
+    )
+    result = execute(action, "onExecutePostLogin", event)
+    assert result.ok, result.error
+    same, everything = logged(result)
+    assert same == "true"
+    assert json.loads(everything) == {**event, "secrets": {}}
+
+
 FAST_PATH_URLS = [
     "https://example.com",
     "https://example.com/",

@@ -151,22 +151,54 @@ static int skip(reader_t *r, int depth)
     return 0;
 }
 
-/* Function data of a lazy property: key, offset and length of the value's
- * bytes, its depth, the laziness range. */
-enum { LAZY_KEY, LAZY_OFFSET, LAZY_LENGTH, LAZY_DEPTH, LAZY_FROM, LAZY_TO, LAZY_DATA_LEN };
+/* Lazy properties. A lazy property is an accessor whose getter and setter
+ * are shared by every lazy property with the same key: made once per key,
+ * those of the event's usual keys before the snapshot is taken
+ * (tg_msgpack_prepare_keys), so that an execution makes none for them. Where
+ * each lazy value's bytes are is kept in a table by object and key, which
+ * every execution starts empty. */
+
+typedef struct {
+    JSAtom key; /* JS_ATOM_NULL: a free entry */
+    JSValue get, set;
+} lazy_pair_t;
+
+#define LAZY_PAIRS 256 /* a power of two */
+static lazy_pair_t lazy_pairs[LAZY_PAIRS];
+static unsigned lazy_pair_count;
+
+typedef struct {
+    const void *obj; /* NULL: a free entry */
+    JSAtom key;
+    uint32_t offset, length;
+    int32_t depth, from, to;
+} lazy_slot_t;
+
+#define LAZY_SLOTS 2048 /* a power of two */
+#define LAZY_SLOTS_MAX (LAZY_SLOTS / 4 * 3)
+static lazy_slot_t lazy_slots[LAZY_SLOTS];
+static unsigned lazy_slot_count;
 
 static const uint8_t *lazy_base; /* the current call's input */
 
-static JSValue lazy_settle(JSContext *ctx, JSValueConst obj, JSValueConst key, JSValue value)
+static unsigned slot_hash(const void *obj, JSAtom key)
 {
-    JSAtom atom = JS_ValueToAtom(ctx, key);
-    if (atom == JS_ATOM_NULL) {
-        JS_FreeValue(ctx, value);
-        return JS_EXCEPTION;
+    uint32_t h = (uint32_t)(uintptr_t)obj * 0x9e3779b1u ^ key * 0x85ebca6bu;
+    return (h ^ h >> 15) & (LAZY_SLOTS - 1);
+}
+
+static lazy_slot_t *find_slot(const void *obj, JSAtom key)
+{
+    for (unsigned i = slot_hash(obj, key);; i = (i + 1) & (LAZY_SLOTS - 1)) {
+        lazy_slot_t *s = &lazy_slots[i];
+        if (s->obj == NULL || (s->obj == obj && s->key == key))
+            return s;
     }
-    int ok = JS_DefinePropertyValue(ctx, obj, atom, JS_DupValue(ctx, value), JS_PROP_C_W_E);
-    JS_FreeAtom(ctx, atom);
-    if (ok < 0) {
+}
+
+static JSValue lazy_settle(JSContext *ctx, JSValueConst obj, JSAtom key, JSValue value)
+{
+    if (JS_DefinePropertyValue(ctx, obj, key, JS_DupValue(ctx, value), JS_PROP_C_W_E) < 0) {
         JS_FreeValue(ctx, value);
         return JS_EXCEPTION;
     }
@@ -176,33 +208,71 @@ static JSValue lazy_settle(JSContext *ctx, JSValueConst obj, JSValueConst key, J
 static JSValue lazy_get(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv, int magic,
                         JSValueConst *data)
 {
-    (void)argc; (void)argv; (void)magic;
-    int32_t offset, length, depth, from, to;
-    JS_ToInt32(ctx, &offset, data[LAZY_OFFSET]);
-    JS_ToInt32(ctx, &length, data[LAZY_LENGTH]);
-    JS_ToInt32(ctx, &depth, data[LAZY_DEPTH]);
-    JS_ToInt32(ctx, &from, data[LAZY_FROM]);
-    JS_ToInt32(ctx, &to, data[LAZY_TO]);
-    reader_t r = {ctx, lazy_base, lazy_base + offset, lazy_base + offset + length, NULL, from, to};
-    JSValue v = decode(&r, depth);
+    (void)argc; (void)argv; (void)data;
+    if (!JS_IsObject(this_val))
+        return JS_UNDEFINED;
+    JSAtom key = lazy_pairs[magic].key;
+    lazy_slot_t *s = find_slot(JS_VALUE_GET_PTR(this_val), key);
+    if (s->obj == NULL)
+        return JS_UNDEFINED; /* the getter, taken off its object and called on another */
+    reader_t r = {ctx, lazy_base, lazy_base + s->offset, lazy_base + s->offset + s->length, NULL, s->from, s->to};
+    JSValue v = decode(&r, s->depth);
     if (JS_IsException(v))
         return r.error ? JS_ThrowInternalError(ctx, "the event could not be read: %s", r.error) : v;
-    if (!JS_IsObject(this_val))
-        return v;
-    return lazy_settle(ctx, this_val, data[LAZY_KEY], v);
+    return lazy_settle(ctx, this_val, key, v);
 }
 
 static JSValue lazy_set(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv, int magic,
                         JSValueConst *data)
 {
-    (void)magic;
+    (void)data;
     if (!JS_IsObject(this_val))
         return JS_UNDEFINED;
-    JSValue v = lazy_settle(ctx, this_val, data[LAZY_KEY], JS_DupValue(ctx, argc > 0 ? argv[0] : JS_UNDEFINED));
+    JSValue v = lazy_settle(ctx, this_val, lazy_pairs[magic].key, JS_DupValue(ctx, argc > 0 ? argv[0] : JS_UNDEFINED));
     if (JS_IsException(v))
         return v;
     JS_FreeValue(ctx, v);
     return JS_UNDEFINED;
+}
+
+/* The shared getter and setter for `key`, made on first use; NULL when the
+ * table is full (the caller then decodes at once). */
+static lazy_pair_t *key_pair(JSContext *ctx, JSAtom key)
+{
+    unsigned i = (key * 0x9e3779b1u >> 8) & (LAZY_PAIRS - 1);
+    for (;; i = (i + 1) & (LAZY_PAIRS - 1)) {
+        lazy_pair_t *p = &lazy_pairs[i];
+        if (p->key == key)
+            return p;
+        if (p->key == JS_ATOM_NULL)
+            break;
+    }
+    if (lazy_pair_count >= LAZY_PAIRS / 2)
+        return NULL;
+    JSValue get = JS_NewCFunctionData(ctx, lazy_get, 0, (int)i, 0, NULL);
+    JSValue set = JS_NewCFunctionData(ctx, lazy_set, 1, (int)i, 0, NULL);
+    if (JS_IsException(get) || JS_IsException(set)) {
+        JS_FreeValue(ctx, get);
+        JS_FreeValue(ctx, set);
+        return NULL;
+    }
+    lazy_pair_t *p = &lazy_pairs[i];
+    p->key = JS_DupAtom(ctx, key);
+    p->get = get;
+    p->set = set;
+    lazy_pair_count++;
+    return p;
+}
+
+void tg_msgpack_prepare_keys(JSContext *ctx, const char *const *keys, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        JSAtom key = JS_NewAtom(ctx, keys[i]);
+        if (key != JS_ATOM_NULL) {
+            key_pair(ctx, key);
+            JS_FreeAtom(ctx, key);
+        }
+    }
 }
 
 static int is_container(uint8_t t)
@@ -216,33 +286,25 @@ static int is_container(uint8_t t)
 
 /* Define `key` on `obj` as a lazy property for the value at r->p (skipped)
  * and return 1; or return 0, with r->p unchanged, for a value small enough
- * that the caller should decode it now; -1 on failure. */
+ * that the caller should decode it now (or when no more lazy properties fit
+ * the tables); -1 on failure. */
 static int define_lazy(reader_t *r, JSValueConst obj, JSAtom key, int depth)
 {
     const uint8_t *start = r->p;
     if (skip(r, depth))
         return -1;
-    if (r->p - start <= LAZY_MIN_BYTES) {
+    lazy_pair_t *pair;
+    if (r->p - start <= LAZY_MIN_BYTES || lazy_slot_count >= LAZY_SLOTS_MAX || !(pair = key_pair(r->ctx, key))) {
         r->p = start;
         return 0;
     }
-    JSValue data[LAZY_DATA_LEN] = {
-        JS_AtomToString(r->ctx, key),
-        JS_NewInt32(r->ctx, (int32_t)(start - r->base)),
-        JS_NewInt32(r->ctx, (int32_t)(r->p - start)),
-        JS_NewInt32(r->ctx, depth),
-        JS_NewInt32(r->ctx, r->lazy_from),
-        JS_NewInt32(r->ctx, r->lazy_to),
-    };
-    JSValue getter = JS_NewCFunctionData(r->ctx, lazy_get, 0, 0, LAZY_DATA_LEN, data);
-    JSValue setter = JS_NewCFunctionData(r->ctx, lazy_set, 1, 0, 1, data);
-    JS_FreeValue(r->ctx, data[LAZY_KEY]);
-    if (JS_IsException(getter) || JS_IsException(setter)) {
-        JS_FreeValue(r->ctx, getter);
-        JS_FreeValue(r->ctx, setter);
-        return -1;
-    }
-    if (JS_DefinePropertyGetSet(r->ctx, obj, key, getter, setter, JS_PROP_CONFIGURABLE | JS_PROP_ENUMERABLE) < 0)
+    lazy_slot_t *s = find_slot(JS_VALUE_GET_PTR(obj), key);
+    if (s->obj == NULL)
+        lazy_slot_count++;
+    *s = (lazy_slot_t){JS_VALUE_GET_PTR(obj), key, (uint32_t)(start - r->base), (uint32_t)(r->p - start), depth,
+                       r->lazy_from, r->lazy_to};
+    if (JS_DefinePropertyGetSet(r->ctx, obj, key, JS_DupValue(r->ctx, pair->get), JS_DupValue(r->ctx, pair->set),
+                                JS_PROP_CONFIGURABLE | JS_PROP_ENUMERABLE) < 0)
         return -1;
     return 1;
 }
@@ -376,7 +438,14 @@ JSValue tg_msgpack_decode_lazy(JSContext *ctx, const uint8_t *data, size_t len, 
                                const char **error)
 {
     reader_t r = {ctx, data, data, data + len, NULL, lazy_from, lazy_to};
-    lazy_base = data;
+    if (lazy_from <= MAX_DEPTH) {
+        /* A new input: forget the places in the last one (none, in a fresh instance). */
+        if (lazy_slot_count) {
+            memset(lazy_slots, 0, sizeof lazy_slots);
+            lazy_slot_count = 0;
+        }
+        lazy_base = data;
+    }
     JSValue v = decode(&r, 0);
     if (!JS_IsException(v) && r.p != r.end) {
         JS_FreeValue(ctx, v);

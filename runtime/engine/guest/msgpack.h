@@ -16,4 +16,8 @@ JSValue tg_msgpack_decode(JSContext *ctx, const uint8_t *data, size_t len, const
 JSValue tg_msgpack_decode_lazy(JSContext *ctx, const uint8_t *data, size_t len, int lazy_from, int lazy_to,
                                const char **error);
 
+/* Make the shared accessors of lazy properties for these keys now (before
+ * the snapshot is taken), so that executions need not. */
+void tg_msgpack_prepare_keys(JSContext *ctx, const char *const *keys, size_t count);
+
 #endif

@@ -1044,6 +1044,23 @@ uint32_t tg_prelude_bytecode(uint32_t len)
 
 /* Run the prelude's warm-up execution (see prelude/95_warm.js) and leave
  * no trace of it in the per-execution state. */
+/* The event (depth 1) is decoded at once; its members (user, request...)
+ * and the maps and arrays inside those (app_metadata, identities, geoip,
+ * query...) on first use, when they take more than a few bytes: an action
+ * reads a few of them. */
+#define LAZY_FROM_DEPTH 2
+#define LAZY_TO_DEPTH 3
+
+/* The keys whose lazy accessors are made before the snapshot is taken: the
+ * post-login event's members and the maps and lists inside them. */
+static const char *const LAZY_KEYS[] = {
+    "user", "client", "connection", "request", "authentication", "authorization", "organization",
+    "resource_server", "refresh_token", "session", "stats", "tenant", "transaction", "secrets", "prompt",
+    "security_context", "app_metadata", "user_metadata", "identities", "multifactor", "enrolledFactors",
+    "metadata", "query", "body", "geoip", "methods", "requested_scopes", "response_type", "ui_locales",
+    "acr_values", "roles", "permissions", "device", "ja3", "ja4", "scope",
+};
+
 static void warm_up(JSValueConst hooks)
 {
     JSValue warm = get_hook(hooks, "warm");
@@ -1110,6 +1127,7 @@ uint32_t tg_init(uint32_t len)
     hook_check = get_hook(hooks, "check");
     hook_describe = get_hook(hooks, "describeError");
     warm_up(hooks);
+    tg_msgpack_prepare_keys(ctx, LAZY_KEYS, sizeof LAZY_KEYS / sizeof LAZY_KEYS[0]);
     JS_FreeValue(ctx, hooks);
     release_input();
     JS_RunGC(rt);
@@ -1196,12 +1214,6 @@ static void finish_call(void)
     tg_status.heap_peak_bytes = (uint32_t)heap_peak;
 }
 
-/* The event (depth 1) and its members (user, request...) are decoded at
- * once; the maps and arrays inside those (app_metadata, identities, geoip,
- * query...) on first use. Measured on the seed action, deferring more costs
- * as much in accessors as it saves. */
-#define LAZY_FROM_DEPTH 3
-#define LAZY_TO_DEPTH 3
 
 static JSValue decode_request(const char *data, uint32_t len, int lazy)
 {
