@@ -73,8 +73,6 @@ class EngineHandle:
     base_memory_bytes: int
     input_ptr: int
     input_cap: int
-    hostbuf_ptr: int
-    hostbuf_cap: int
     # A fresh instance's memory, and the actions loaded ahead (see preloaded()).
     pristine: bytes = b""
     preloads: OrderedDict[str, Pages | None] = field(default_factory=OrderedDict)
@@ -150,8 +148,6 @@ def engine() -> EngineHandle:
             base_memory_bytes=base,
             input_ptr=status.input_ptr,
             input_cap=status.input_cap,
-            hostbuf_ptr=status.hostbuf_ptr,
-            hostbuf_cap=status.hostbuf_cap,
             pristine=pristine,
         )
         log.info("sandbox engine ready: build %s, %d KiB per fresh instance", built.build_id[:12], base // KiB)
@@ -214,9 +210,11 @@ class _HostCalls:
             return -1
         response = function(request)
         answer = json.dumps(response, separators=(",", ":")).encode()
-        if len(answer) > self.handle.hostbuf_cap:
+        # The guest makes its answer buffer on its first host call and says where in its status block.
+        status = proto.Status.parse(inst.read(self.handle.status_address, proto.STATUS.size))
+        if not status.hostbuf_ptr or len(answer) > status.hostbuf_cap:
             return -1
-        inst.write(self.handle.hostbuf_ptr, answer)
+        inst.write(status.hostbuf_ptr, answer)
         self.record.append({"op": op, "response": response})
         return len(answer)
 

@@ -8,7 +8,7 @@ buffer before one call to ``tg_compile`` or ``tg_run``::
     f64 now_ms             the execution's clock reading
     u32 heap_bytes         heap growth allowed (derived from memory_bytes)
     u32 stack_bytes, output_bytes, log_bytes, max_commands, max_host_calls
-    u32 code_len           compile: source text; run: bytecode
+    u32 code_len           compile: source text; run: bytecode (none: loaded ahead)
     u32 request_len        msgpack: {"trigger", "handler", "event", "cache"}
     code, request, NUL
 
@@ -22,6 +22,8 @@ heap_peak_bytes, input_ptr, input_cap, hostbuf_ptr, hostbuf_cap, log_ptr,
 log_len, cmd_ptr, cmd_len, cmd_count, log_count. Both buffers are streams of msgpack
 values written as the action runs (commands: maps with a "type"; console
 output: [level, message] arrays), so they are readable even after a trap.
+hostbuf_ptr is 0 until the guest's first host call makes the buffer the
+host writes its answers to.
 
 The outputs are hostile input: every field is checked here before anything
 else reads it. A run's outcome (JSON at out_ptr) looks like::

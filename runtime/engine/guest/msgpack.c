@@ -163,7 +163,7 @@ typedef struct {
     JSValue get, set;
 } lazy_pair_t;
 
-#define LAZY_PAIRS 256 /* a power of two */
+#define LAZY_PAIRS 128 /* a power of two */
 static lazy_pair_t lazy_pairs[LAZY_PAIRS];
 static unsigned lazy_pair_count;
 
@@ -171,10 +171,13 @@ typedef struct {
     const void *obj; /* NULL: a free entry */
     JSAtom key;
     uint32_t offset, length;
-    int32_t depth, from, to;
+    uint16_t depth, from, to;
 } lazy_slot_t;
 
-#define LAZY_SLOTS 2048 /* a power of two */
+/* Both tables are part of the snapshot's memory, which is copied back after
+ * every execution: they are kept small. An event has a few dozen lazy
+ * members; past the room here, the rest are decoded at once. */
+#define LAZY_SLOTS 256 /* a power of two */
 #define LAZY_SLOTS_MAX (LAZY_SLOTS / 4 * 3)
 static lazy_slot_t lazy_slots[LAZY_SLOTS];
 static unsigned lazy_slot_count;
@@ -294,15 +297,16 @@ static int define_lazy(reader_t *r, JSValueConst obj, JSAtom key, int depth)
     if (skip(r, depth))
         return -1;
     lazy_pair_t *pair;
-    if (r->p - start <= LAZY_MIN_BYTES || lazy_slot_count >= LAZY_SLOTS_MAX || !(pair = key_pair(r->ctx, key))) {
+    if (r->p - start <= LAZY_MIN_BYTES || lazy_slot_count >= LAZY_SLOTS_MAX || depth > UINT16_MAX ||
+        r->lazy_to > UINT16_MAX || !(pair = key_pair(r->ctx, key))) {
         r->p = start;
         return 0;
     }
     lazy_slot_t *s = find_slot(JS_VALUE_GET_PTR(obj), key);
     if (s->obj == NULL)
         lazy_slot_count++;
-    *s = (lazy_slot_t){JS_VALUE_GET_PTR(obj), key, (uint32_t)(start - r->base), (uint32_t)(r->p - start), depth,
-                       r->lazy_from, r->lazy_to};
+    *s = (lazy_slot_t){JS_VALUE_GET_PTR(obj), key, (uint32_t)(start - r->base), (uint32_t)(r->p - start),
+                       (uint16_t)depth, (uint16_t)r->lazy_from, (uint16_t)r->lazy_to};
     if (JS_DefinePropertyGetSet(r->ctx, obj, key, JS_DupValue(r->ctx, pair->get), JS_DupValue(r->ctx, pair->set),
                                 JS_PROP_CONFIGURABLE | JS_PROP_ENUMERABLE) < 0)
         return -1;

@@ -99,7 +99,9 @@ typedef struct {
 
 static tg_status_t tg_status;
 static uint8_t tg_input_static[TG_INPUT_STATIC_BYTES];
-static uint8_t tg_hostbuf[TG_HOSTBUF_BYTES];
+/* Made on an execution's first host call (a continue's validateToken): kept
+ * out of the snapshot, whose memory is copied back after every execution. */
+static uint8_t *tg_hostbuf;
 static uint8_t *tg_input = tg_input_static;
 static uint32_t tg_input_cap = TG_INPUT_STATIC_BYTES;
 
@@ -786,7 +788,8 @@ static JSValue nat_command(JSContext *c, JSValueConst this_val, int argc, JSValu
 }
 
 /* hostCall(op, request) -> response text. The host writes its answer into
- * tg_hostbuf and returns its length; a negative length is a host refusal. */
+ * tg_hostbuf (whose place the status block gives) and returns its length; a
+ * negative length is a host refusal. */
 static JSValue nat_host_call(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
 {
     (void)this_val; (void)argc;
@@ -801,6 +804,16 @@ static JSValue nat_host_call(JSContext *c, JSValueConst this_val, int argc, JSVa
     if (!req) {
         JS_FreeCString(c, op);
         return JS_EXCEPTION;
+    }
+    if (!tg_hostbuf) {
+        tg_hostbuf = malloc(TG_HOSTBUF_BYTES);
+        if (!tg_hostbuf) {
+            JS_FreeCString(c, op);
+            JS_FreeCString(c, req);
+            tg_abort(TG_ABORT_MEMORY);
+        }
+        tg_status.hostbuf_ptr = (uint32_t)(uintptr_t)tg_hostbuf;
+        tg_status.hostbuf_cap = TG_HOSTBUF_BYTES;
     }
     int32_t n = tg_host_call((uint32_t)(uintptr_t)op, (uint32_t)op_len,
                              (uint32_t)(uintptr_t)req, (uint32_t)req_len);
@@ -1080,13 +1093,10 @@ static void warm_up(JSValueConst hooks)
     memset(&cmd_buf, 0, sizeof(cmd_buf));
     memset(&log_buf, 0, sizeof(log_buf));
     uint32_t input_ptr = tg_status.input_ptr, input_cap = tg_status.input_cap;
-    uint32_t hostbuf_ptr = tg_status.hostbuf_ptr, hostbuf_cap = tg_status.hostbuf_cap;
     memset(&tg_status, 0, sizeof(tg_status));
     tg_status.magic = TG_STATUS_MAGIC;
     tg_status.input_ptr = input_ptr;
     tg_status.input_cap = input_cap;
-    tg_status.hostbuf_ptr = hostbuf_ptr;
-    tg_status.hostbuf_cap = hostbuf_cap;
     max_commands = 0;
 }
 
@@ -1098,8 +1108,6 @@ uint32_t tg_init(uint32_t len)
     tg_status.magic = TG_STATUS_MAGIC;
     tg_status.input_ptr = (uint32_t)(uintptr_t)tg_input_static;
     tg_status.input_cap = TG_INPUT_STATIC_BYTES;
-    tg_status.hostbuf_ptr = (uint32_t)(uintptr_t)tg_hostbuf;
-    tg_status.hostbuf_cap = TG_HOSTBUF_BYTES;
     make_runtime();
     tg_pack_init(ctx);
     pe_init();
