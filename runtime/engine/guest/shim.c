@@ -1109,6 +1109,9 @@ uint32_t tg_init(uint32_t len)
     tg_status.input_ptr = (uint32_t)(uintptr_t)tg_input_static;
     tg_status.input_cap = TG_INPUT_STATIC_BYTES;
     make_runtime();
+    /* First, so that the accessors sit together on a few pages: an execution
+     * reads the pages of those it uses. */
+    tg_msgpack_prepare_keys(ctx, LAZY_KEYS, sizeof LAZY_KEYS / sizeof LAZY_KEYS[0]);
     tg_pack_init(ctx);
     pe_init();
 
@@ -1135,7 +1138,6 @@ uint32_t tg_init(uint32_t len)
     hook_check = get_hook(hooks, "check");
     hook_describe = get_hook(hooks, "describeError");
     warm_up(hooks);
-    tg_msgpack_prepare_keys(ctx, LAZY_KEYS, sizeof LAZY_KEYS / sizeof LAZY_KEYS[0]);
     JS_FreeValue(ctx, hooks);
     release_input();
     JS_RunGC(rt);
