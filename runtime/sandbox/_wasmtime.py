@@ -381,9 +381,6 @@ class Pages:
         self.data_address = _addressof(self._data)
         self.index_address = _addressof(self._index)
 
-    def numbers(self) -> list[int]:
-        return list(self._index[: self.count])
-
     def data(self) -> bytes:
         return self._data.raw[: self.nbytes]
 

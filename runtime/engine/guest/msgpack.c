@@ -170,8 +170,7 @@ static unsigned lazy_pair_count;
 typedef struct {
     const void *obj; /* NULL: a free entry */
     JSAtom key;
-    uint32_t offset, length;
-    uint16_t depth, from, to;
+    uint32_t offset, length, depth;
 } lazy_slot_t;
 
 /* Both tables are part of the snapshot's memory, which is copied back after
@@ -182,7 +181,9 @@ typedef struct {
 static lazy_slot_t lazy_slots[LAZY_SLOTS];
 static unsigned lazy_slot_count;
 
-static const uint8_t *lazy_base; /* the current call's input */
+/* The current call's input, and the depths whose maps and lists it reads lazily. */
+static const uint8_t *lazy_base;
+static int input_lazy_from, input_lazy_to;
 
 static unsigned slot_hash(const void *obj, JSAtom key)
 {
@@ -218,8 +219,9 @@ static JSValue lazy_get(JSContext *ctx, JSValueConst this_val, int argc, JSValue
     lazy_slot_t *s = find_slot(JS_VALUE_GET_PTR(this_val), key);
     if (s->obj == NULL)
         return JS_UNDEFINED; /* the getter, taken off its object and called on another */
-    reader_t r = {ctx, lazy_base, lazy_base + s->offset, lazy_base + s->offset + s->length, NULL, s->from, s->to};
-    JSValue v = decode(&r, s->depth);
+    reader_t r = {ctx,  lazy_base, lazy_base + s->offset, lazy_base + s->offset + s->length,
+                  NULL, input_lazy_from, input_lazy_to};
+    JSValue v = decode(&r, (int)s->depth);
     if (JS_IsException(v))
         return r.error ? JS_ThrowInternalError(ctx, "the event could not be read: %s", r.error) : v;
     return lazy_settle(ctx, this_val, key, v);
@@ -297,8 +299,7 @@ static int define_lazy(reader_t *r, JSValueConst obj, JSAtom key, int depth)
     if (skip(r, depth))
         return -1;
     lazy_pair_t *pair;
-    if (r->p - start <= LAZY_MIN_BYTES || lazy_slot_count >= LAZY_SLOTS_MAX || depth > UINT16_MAX ||
-        r->lazy_to > UINT16_MAX || !(pair = key_pair(r->ctx, key))) {
+    if (r->p - start <= LAZY_MIN_BYTES || lazy_slot_count >= LAZY_SLOTS_MAX || !(pair = key_pair(r->ctx, key))) {
         r->p = start;
         return 0;
     }
@@ -306,7 +307,7 @@ static int define_lazy(reader_t *r, JSValueConst obj, JSAtom key, int depth)
     if (s->obj == NULL)
         lazy_slot_count++;
     *s = (lazy_slot_t){JS_VALUE_GET_PTR(obj), key, (uint32_t)(start - r->base), (uint32_t)(r->p - start),
-                       (uint16_t)depth, (uint16_t)r->lazy_from, (uint16_t)r->lazy_to};
+                       (uint32_t)depth};
     if (JS_DefinePropertyGetSet(r->ctx, obj, key, JS_DupValue(r->ctx, pair->get), JS_DupValue(r->ctx, pair->set),
                                 JS_PROP_CONFIGURABLE | JS_PROP_ENUMERABLE) < 0)
         return -1;
@@ -449,6 +450,8 @@ JSValue tg_msgpack_decode_lazy(JSContext *ctx, const uint8_t *data, size_t len, 
             lazy_slot_count = 0;
         }
         lazy_base = data;
+        input_lazy_from = lazy_from;
+        input_lazy_to = lazy_to;
     }
     JSValue v = decode(&r, 0);
     if (!JS_IsException(v) && r.p != r.end) {
