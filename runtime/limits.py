@@ -133,6 +133,10 @@ PLATFORM_QUOTA_MAXIMUMS = Quotas(
 )
 
 
+_TENANT_LIMITS: dict[tuple[tuple[str, int], ...], TenantLimits] = {}
+_TENANT_LIMITS_KEPT = 4096
+
+
 @dataclass(frozen=True, slots=True)
 class TenantLimits:
     """A tenant's execution limits and quotas: platform defaults with the operator's overrides."""
@@ -142,7 +146,26 @@ class TenantLimits:
 
     @classmethod
     def from_overrides(cls, overrides: dict[str, int]) -> TenantLimits:
-        """Apply `overrides` (names from either set) to the defaults, within the platform maximums."""
+        """Apply `overrides` (names from either set) to the defaults, within the platform maximums.
+
+        Every login asks for its tenant's limits: the answers (immutable) are kept per set of overrides.
+        """
+        try:
+            key = tuple(sorted(overrides.items()))
+            known = _TENANT_LIMITS.get(key)
+        except TypeError:  # an unhashable value: computed (and refused) below
+            key, known = None, None
+        if known is not None:
+            return known
+        limits = cls._from_overrides(overrides)
+        if key is not None:
+            if len(_TENANT_LIMITS) >= _TENANT_LIMITS_KEPT:
+                _TENANT_LIMITS.clear()
+            _TENANT_LIMITS[key] = limits
+        return limits
+
+    @classmethod
+    def _from_overrides(cls, overrides: dict[str, int]) -> TenantLimits:
         unknown = set(overrides) - set(Limits.names()) - set(Quotas.names())
         if unknown:
             raise LimitsError(f"unknown limit: {', '.join(sorted(unknown))}")

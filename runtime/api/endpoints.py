@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from runtime import jsontext
 from runtime.api.auth import authenticate
 from runtime.api.bodies import read_model
 from runtime.api.errors import ApiError, handle_exception
@@ -70,8 +71,16 @@ class Call:
 Handler = Callable[[Call], Awaitable[Response]]
 
 
+class _JSONResponse(JSONResponse):
+    """Starlette's JSON answer (compact, UTF-8), written as :mod:`runtime.jsontext` says."""
+
+    def render(self, content: Any) -> bytes:
+        text = jsontext.encode(content)
+        return text if text is not None else super().render(content)
+
+
 def json(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(data, status_code=status)
+    return _JSONResponse(data, status_code=status)
 
 
 @dataclass(frozen=True)

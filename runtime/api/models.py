@@ -5,7 +5,9 @@ Field names follow the hosted Management API.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -47,9 +49,10 @@ def _printable(value: str) -> str:
 PrintableName = Annotated[Name, AfterValidator(_printable)]
 
 
+@functools.lru_cache(maxsize=1024)
 def _https_url(value: str) -> str:
-    from urllib.parse import urlsplit
-
+    """`value`, if it is an absolute https URL (http for localhost); kept per value, as an identity
+    server sends the same ``resume_url`` with every login."""
     parts = urlsplit(value)
     local = parts.hostname in ("localhost", "127.0.0.1")
     if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not local) or not parts.hostname:

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_dumps
 from psycopg_pool import AsyncConnectionPool
 
+from runtime import jsontext
 from runtime.store import embedded
 from runtime.store.actions import Actions
 from runtime.store.base import Conn, GroupCommit
@@ -89,6 +91,9 @@ class Store:
         async def note_return(conn: Conn) -> None:
             returned[conn] = time.monotonic()
 
+        async def configure(conn: Conn) -> None:
+            set_json_dumps(jsontext.dumps, conn)
+
         async def check(conn: Conn) -> None:
             readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
             if readable:
@@ -104,6 +109,7 @@ class Store:
             max_size=max_connections,
             open=False,
             kwargs={"autocommit": True, "row_factory": dict_row},
+            configure=configure,
             reset=note_return,
             check=check,
         )

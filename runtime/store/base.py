@@ -87,9 +87,11 @@ class GroupCommit:
                     await conn.execute(query, params)  # alone: autocommit, one statement
                 else:
                     async with conn.pipeline(), conn.transaction():
-                        for statements, _ in units:
-                            for query, params in statements:
-                                await conn.execute(query, params)
+                        for query, rows in _merged(units):
+                            if len(rows) == 1:
+                                await conn.execute(query, rows[0])
+                            else:
+                                await conn.cursor().executemany(query, rows)
         except Exception as exc:
             if len(units) > 1:
                 for unit in units:
@@ -104,6 +106,28 @@ class GroupCommit:
         for _, done in units:
             if not done.done():
                 done.set_result(None)
+
+
+def _merged(units: list[tuple[list[tuple[Any, Any]], asyncio.Future[None]]]) -> list[tuple[Any, list[Any]]]:
+    """The units' statements in the order they run: every unit's first statement, then every second one,
+    and so on; within each of those rounds, statements with the same text go as one ``executemany``.
+
+    A unit's own statements keep their order; units are independent requests, so
+    their statements may interleave. Fifty logins' execution records are then
+    one statement's rows rather than fifty statements (a third of the client's
+    work per record, and less of the server's).
+    """
+    runs: list[tuple[Any, list[Any]]] = []
+    for depth in range(max(len(statements) for statements, _ in units)):
+        round_: dict[Any, tuple[Any, list[Any]]] = {}
+        for statements, _ in units:
+            if depth < len(statements):
+                query, params = statements[depth]
+                # Composed SQL objects are merged only with themselves.
+                key = query if isinstance(query, str | bytes) else id(query)
+                round_.setdefault(key, (query, []))[1].append(params)
+        runs.extend(round_.values())
+    return runs
 
 
 class Repository:

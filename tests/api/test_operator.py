@@ -203,3 +203,18 @@ def test_concurrent_tests_beyond_the_quota_get_429(
         t.join()
     assert sorted(codes) == [200, 429]
     assert tenant.get("/api/v2/actions/actions").status_code == 200
+
+
+def test_metadata_comes_back_exactly_as_sent(tenant: TenantClient) -> None:
+    """Answers are written by orjson, or by the standard library for what orjson would change: non-ASCII
+    text, an integer past 64 bits and one at its edge come back as they were sent."""
+    metadata = {"name": "Zoë 😀", "big": 2**80, "edge": 2**63 - 1, "nested": {"list": [1.5, None, True]}}
+    made = tenant.post("/api/v2/users", json={"email": "meta@example.com", "app_metadata": metadata})
+    assert made.status_code == 201, made.text
+    assert made.json()["app_metadata"] == metadata
+    assert '"Zoë 😀"' in made.text or "Zo\\u00eb" in made.text
+    got = tenant.get(f"/api/v2/users/{made.json()['user_id']}")
+    assert got.json()["app_metadata"] == metadata
+    small = tenant.patch(f"/api/v2/users/{made.json()['user_id']}", json={"app_metadata": {"name": "Zoë"}})
+    assert small.json()["app_metadata"] == {"name": "Zoë"}
+    assert '"Zoë"' in small.text  # orjson's UTF-8

@@ -227,3 +227,21 @@ def test_stack_bytes_bounds_the_recursion_depth() -> None:
     (name_shallow, depth_shallow), (name_deep, depth_deep) = (r.logs[0]["message"].split() for r in (shallow, deep))
     assert name_shallow == name_deep == "RangeError"
     assert 50 < int(depth_shallow) < int(depth_deep)
+
+
+def test_tenant_limits_are_kept_per_set_of_overrides() -> None:
+    """Each login asks for its tenant's limits: equal overrides give the same answer, others their own,
+    and an unknown or unhashable override is refused every time."""
+    from runtime.limits import TenantLimits
+
+    first = TenantLimits.from_overrides({"fuel": 1_000_000, "max_concurrent_executions": 7})
+    assert TenantLimits.from_overrides({"max_concurrent_executions": 7, "fuel": 1_000_000}) is first
+    assert (first.execution.fuel, first.quotas.max_concurrent_executions) == (1_000_000, 7)
+    other = TenantLimits.from_overrides({"fuel": 2_000_000})
+    assert (other.execution.fuel, other.quotas.max_concurrent_executions) == (2_000_000, 50)
+    assert TenantLimits.from_overrides({}).execution == Limits()
+    for _ in range(2):
+        with pytest.raises(LimitsError, match="unknown limit: nope"):
+            TenantLimits.from_overrides({"nope": 1})
+        with pytest.raises((LimitsError, TypeError)):
+            TenantLimits.from_overrides({"fuel": [1]})  # type: ignore[dict-item]

@@ -63,3 +63,40 @@ def test_a_unit_alone_is_committed_at_once(new_database: Any, count: int) -> Non
     asyncio.run(scenario())
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM notes").fetchone() == (count,)
+
+
+def test_a_group_keeps_each_units_order_while_merging_statements(new_database: Any) -> None:
+    """Units of one, two and three statements, each later one depending on the earlier ones of its unit;
+    identical statements of many units go as one executemany, yet every unit sees its own writes in order."""
+    url = new_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL)")
+    insert = "INSERT INTO notes VALUES (%s, 'a')"
+    append = "UPDATE notes SET body = body || %s WHERE id = %s"
+
+    def unit(n: int) -> list[tuple[str, Any]]:
+        return [(insert, (n,)), (append, ("b", n)), (append, ("c", n))][: 1 + n % 3]
+
+    async def scenario() -> list[BaseException | None]:
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(url, connection_class=Conn, min_size=1, open=False)
+        await pool.open(wait=True)
+        group = GroupCommit(pool)
+        try:
+            # The first unit goes alone; the other 59 arrive while it commits and go together.
+            outcomes = await asyncio.gather(*(group.commit(unit(n)) for n in range(60)), return_exceptions=True)
+        finally:
+            await pool.close()
+        return [o if isinstance(o, BaseException) else None for o in outcomes]
+
+    assert asyncio.run(scenario()) == [None] * 60
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT id, body FROM notes ORDER BY id").fetchall()
+    assert rows == [(n, "abc"[: 1 + n % 3]) for n in range(60)]
+
+
+def test_merged_runs_round_by_round_with_same_text_together() -> None:
+    from runtime.store.base import _merged
+
+    a, b, c = "INSERT a", "UPDATE b", "DELETE c"
+    units: list[Any] = [([(a, 1), (b, 1)], None), ([(a, 2)], None), ([(c, 3), (a, 3), (b, 3)], None)]
+    assert _merged(units) == [(a, [1, 2]), (c, [3]), (b, [1]), (a, [3]), (b, [3])]
