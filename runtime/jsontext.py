@@ -2,15 +2,16 @@
 
 Every login encodes its execution record (the event and its actions'
 results, several KB) for the store and its outcome for the caller; with the
-standard library that was about a third of the client's work for the record.
+standard library that was a quarter to a third of the client's work for the record.
 orjson writes the same compact JSON with the keys in order, in UTF-8 rather
 than with ``\\u`` escapes (PostgreSQL and HTTP clients read both alike).
 What it would write differently or refuses (non-string keys, integers past
 64 bits, lone surrogates, and dates, dataclasses or subclasses of the basic
 types, which it would convert on its own) is left to the standard library,
 so such a document, or its error, is what it always was. orjson writes NaN
-and the infinities as ``null``; actions cannot produce them (the guest
-refuses non-finite claim and metadata values).
+and the infinities as ``null`` where the standard library wrote tokens that
+PostgreSQL and strict parsers refuse; what actions hand over never holds
+them (the guest passes values on as JSON would, non-finite numbers as null).
 """
 
 from __future__ import annotations
