@@ -115,7 +115,7 @@ def _merged(units: list[tuple[list[tuple[Any, Any]], asyncio.Future[None]]]) -> 
     A unit's own statements keep their order; units are independent requests, so
     their statements may interleave. Fifty logins' execution records are then
     one statement's rows rather than fifty statements, which costs the client
-    less per record (by hand, in groups of eight: about a third less).
+    less per record (by hand, in groups of eight: about a quarter less).
     """
     runs: list[tuple[Any, list[Any]]] = []
     for depth in range(max(len(statements) for statements, _ in units)):
