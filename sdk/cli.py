@@ -271,8 +271,19 @@ def _deploy(args: argparse.Namespace) -> int:
     descriptor = load(folder)
     login = current_login()
     say: Callable[[str], None] = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
-    say(f"Deploying {folder} (tenant {descriptor.name}) to {login.url}")
     with login.client() as api:
+        owner = api.keys.current()
+        if owner["kind"] != "tenant":
+            raise CliError("this is the operator's key: deploy needs the tenant's API key", EXIT_UNREACHABLE)
+        target = owner.get("tenant_name", "")
+        if target not in (descriptor.name, args.into):
+            raise CliError(
+                f"{folder} describes the tenant {descriptor.name!r}, but the key you are logged in with is "
+                f"the tenant {target!r}'s: log in with {descriptor.name!r}'s key, or pass --into {target} to "
+                "deploy this folder into that tenant on purpose"
+            )
+        into = "" if target == descriptor.name else f" into the tenant {target}"
+        say(f"Deploying {folder} (tenant {descriptor.name}){into} to {login.url}")
         done = deploy(api, descriptor, update_secrets=args.update_secrets, report=say)
     if args.json:
         _print_json(done.as_dict())
@@ -728,11 +739,15 @@ def add_parsers(sub: Any) -> None:
                 full="Create or update, deploy and bind everything the folder's tenant.json describes: allowed "
                      "redirect hosts, clients, users (when missing), actions and their secrets, bindings. What "
                      "already matches is left alone: deploying an unchanged folder changes nothing. Uses the "
-                     "logged-in tenant's key (it does not create the tenant).")  # fmt: skip
+                     "logged-in tenant's key (it does not create the tenant), and refuses a key of a tenant "
+                     "other than the one tenant.json names unless --into names it.")  # fmt: skip
     p.add_argument("folder", help="the tenant's folder, e.g. tenants/acme-bank")
     p.add_argument("--update-secrets", action="store_true",
                    help='set secrets with an {"env": ...} source again even when the action has them (the API never '
                         "shows values, so a change cannot be seen)")  # fmt: skip
+    p.add_argument("--into", metavar="TENANT",
+                   help="deploy into the logged-in tenant although tenant.json names another one (give the "
+                        "logged-in tenant's name, to say it is on purpose)")  # fmt: skip
 
     actions = group("actions", "list, show, create, update, test, deploy, roll back or delete actions",
                     "ACTION is an action's name or id.")  # fmt: skip

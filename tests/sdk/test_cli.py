@@ -180,6 +180,31 @@ def test_deploying_a_folder_twice_changes_nothing_the_second_time(deployed: str,
         assert SECRET not in output
 
 
+def test_deploy_refuses_another_tenants_key_unless_told_into_which(
+    deployed: str, cli: Cli, base_url: str, folder: Path
+) -> None:
+    """A folder deployed with the wrong tenant's key would rewrite that tenant: refused, nothing changed,
+    unless --into names the logged-in tenant."""
+    with Tollgate(base_url, OPERATOR_KEY) as operator:
+        other = operator.tenants.create("globex-staging")["api_key"]["key"]
+    as_other = {"TOLLGATE_URL": base_url + "/api/v2/", "TOLLGATE_KEY": other}
+    refused = cli("deploy", str(folder), **as_other)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert (
+        f"tollgate deploy: {folder} describes the tenant 'acme-bank', but the key you are logged in with is the "
+        "tenant 'globex-staging''s: log in with 'acme-bank''s key, or pass --into globex-staging" in refused.stderr
+    )
+    assert refused.stdout == ""
+    assert json.loads(ok(cli("actions", "list", "--json", **as_other))) == []
+    wrong_name = cli("deploy", str(folder), "--into", "acme-bank", **as_other)
+    assert wrong_name.returncode == 2 and "pass --into globex-staging" in wrong_name.stderr
+    into = ok(cli("deploy", str(folder), "--into", "globex-staging", **as_other))
+    assert f"Deploying {folder} (tenant acme-bank) into the tenant globex-staging to " in into
+    assert "custom-factor: created from actions/custom-factor.js" in into
+    # The folder's own tenant is untouched by all this.
+    assert "Nothing to change" in ok(cli("deploy", str(folder)))
+
+
 def test_a_changed_folder_updates_and_deploys_what_changed(deployed: str, cli: Cli, folder: Path) -> None:
     action = folder / "actions" / "custom-factor.js"
     original = action.read_text()
