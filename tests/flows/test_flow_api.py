@@ -436,3 +436,36 @@ def test_a_tenant_over_its_concurrency_quota_gets_resource_exhausted_at_once(
     assert refused["errorCode"] == "resource_exhausted"
     ran = next(r for r in replies if r.status_code == 200).json()
     assert ran["error"]["class"] == "action_timeout"
+
+
+def test_a_login_in_a_live_session_restarts_its_idle_time(tenant: TenantClient, database_url: str) -> None:
+    """Each login in a live session restarts its idle time (the configured three days), never past its end."""
+    bind(
+        tenant,
+        (
+            "claims",
+            "exports.onExecutePostLogin = async (event, api) => { api.idToken.setCustomClaim('https://x/n', 1); };",
+        ),
+    )
+    assert start(tenant)["status"] == "completed"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE sessions SET last_interacted_at = now() - interval '2 days',"
+            " idle_expires_at = now() + interval '1 hour' WHERE tenant_id = %s",
+            (tenant.id,),
+        )
+        assert start(tenant)["status"] == "completed"
+        row = conn.execute(
+            "SELECT now() - last_interacted_at < interval '1 minute', idle_expires_at > now() + interval '2 days 23 hours',"
+            " idle_expires_at <= expires_at, count(*) OVER () FROM sessions WHERE tenant_id = %s",
+            (tenant.id,),
+        ).fetchone()
+        conn.execute(
+            "UPDATE sessions SET expires_at = now() + interval '10 minutes' WHERE tenant_id = %s", (tenant.id,)
+        )
+        assert start(tenant)["status"] == "completed"
+        capped = conn.execute(
+            "SELECT idle_expires_at = expires_at FROM sessions WHERE tenant_id = %s", (tenant.id,)
+        ).fetchone()
+    assert row == (True, True, True, 1)
+    assert capped == (True,)
