@@ -33,6 +33,7 @@ that an overflow traps instead of corrupting the heap.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -133,10 +134,6 @@ PLATFORM_QUOTA_MAXIMUMS = Quotas(
 )
 
 
-_TENANT_LIMITS: dict[tuple[tuple[str, int], ...], TenantLimits] = {}
-_TENANT_LIMITS_KEPT = 4096
-
-
 @dataclass(frozen=True, slots=True)
 class TenantLimits:
     """A tenant's execution limits and quotas: platform defaults with the operator's overrides."""
@@ -152,17 +149,10 @@ class TenantLimits:
         """
         try:
             key = tuple(sorted(overrides.items()))
-            known = _TENANT_LIMITS.get(key)
-        except TypeError:  # an unhashable value: computed (and refused) below
-            key, known = None, None
-        if known is not None:
-            return known
-        limits = cls._from_overrides(overrides)
-        if key is not None:
-            if len(_TENANT_LIMITS) >= _TENANT_LIMITS_KEPT:
-                _TENANT_LIMITS.clear()
-            _TENANT_LIMITS[key] = limits
-        return limits
+            hash(key)
+        except TypeError:  # an unhashable value: worked out (and refused) without being kept
+            return cls._from_overrides(overrides)
+        return _tenant_limits(key)
 
     @classmethod
     def _from_overrides(cls, overrides: dict[str, int]) -> TenantLimits:
@@ -189,3 +179,8 @@ class FixedLimits:
 
 
 FIXED = FixedLimits()
+
+
+@functools.lru_cache(maxsize=4096)
+def _tenant_limits(overrides: tuple[tuple[str, int], ...]) -> TenantLimits:
+    return TenantLimits._from_overrides(dict(overrides))
