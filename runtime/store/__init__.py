@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from runtime import jsontext
 from runtime.store import embedded
 from runtime.store.actions import Actions
-from runtime.store.base import Conn, GroupCommit
+from runtime.store.base import Conn, GroupCommit, WriteBehind
 from runtime.store.cache import Cache
 from runtime.store.clients import Clients
 from runtime.store.errors import Conflict, NotFound, QuotaExceeded, StoreError, StoreUnavailable
@@ -74,10 +74,13 @@ class Store:
         self.clients = Clients(pool)
         self.users = Users(pool)
         self.cache = Cache(pool)
-        self.executions = Executions(pool)
-        self.statistics = Statistics(pool)
+        # A login's execution record, when the login has nothing else to commit before its answer, is
+        # written just after it, in a batch with other logins' records; readers of records settle it first.
+        self.records_behind = WriteBehind(pool, what="execution record")
+        self.executions = Executions(pool, behind=self.records_behind)
+        self.statistics = Statistics(pool, behind=self.records_behind)
         # Logins end with writes that many concurrent logins can share a commit for.
-        self.logins = Logins(pool, GroupCommit(pool))
+        self.logins = Logins(pool, GroupCommit(pool), self.records_behind)
         self.oauth = OAuth(pool)
 
     @classmethod
@@ -121,6 +124,7 @@ class Store:
         return cls(pool, keyring)
 
     async def close(self) -> None:
+        await self.records_behind.close()
         await self.pool.close()
 
     async def holds_secrets(self) -> bool:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from runtime.store.errors import NotFound, StoreUnavailable
 
 Conn = psycopg.AsyncConnection[dict[str, Any]]
+Statements = list[tuple[Any, Any]]
+
+log = logging.getLogger(__name__)
 
 
 class Writer(Protocol):
@@ -26,10 +31,16 @@ class Writes:
     """Statements collected to be sent together when the block of :meth:`Repository.writes` ends."""
 
     def __init__(self) -> None:
-        self.statements: list[tuple[Any, Any]] = []
+        self.statements: Statements = []
+        # Statements that may be committed after the block, with other requests' (WriteBehind), when the
+        # block has nothing else to commit; with the block's own statements, first, when it has.
+        self.deferred: Statements = []
 
     async def execute(self, query: Any, params: Any = None) -> None:
         self.statements.append((query, params))
+
+    def defer(self, query: Any, params: Any = None) -> None:
+        self.deferred.append((query, params))
 
 
 def parse_id(value: str, what: str) -> uuid.UUID:
@@ -58,11 +69,11 @@ class GroupCommit:
 
     def __init__(self, pool: AsyncConnectionPool[Conn]) -> None:
         self.pool = pool
-        self._waiting: list[tuple[list[tuple[Any, Any]], asyncio.Future[None]]] = []
+        self._waiting: list[tuple[Statements, asyncio.Future[None]]] = []
         self._committing = False
         self._drainer: asyncio.Task[None] | None = None  # kept: the loop holds tasks only weakly
 
-    async def commit(self, statements: list[tuple[Any, Any]]) -> None:
+    async def commit(self, statements: Statements) -> None:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._waiting.append((statements, done))
@@ -79,19 +90,9 @@ class GroupCommit:
         finally:
             self._committing = False
 
-    async def _commit(self, units: list[tuple[list[tuple[Any, Any]], asyncio.Future[None]]]) -> None:
+    async def _commit(self, units: list[tuple[Statements, asyncio.Future[None]]]) -> None:
         try:
-            async with self.pool.connection() as conn:
-                if len(units) == 1 and len(units[0][0]) == 1:
-                    ((query, params),) = units[0][0]
-                    await conn.execute(query, params)  # alone: autocommit, one statement
-                else:
-                    async with conn.pipeline(), conn.transaction():
-                        for query, rows in _merged(units):
-                            if len(rows) == 1:
-                                await conn.execute(query, rows[0])
-                            else:
-                                await conn.cursor().executemany(query, rows)
+            await _commit_together(self.pool, [statements for statements, _ in units])
         except Exception as exc:
             if len(units) > 1:
                 for unit in units:
@@ -108,7 +109,22 @@ class GroupCommit:
                 done.set_result(None)
 
 
-def _merged(units: list[tuple[list[tuple[Any, Any]], asyncio.Future[None]]]) -> list[tuple[Any, list[Any]]]:
+async def _commit_together(pool: AsyncConnectionPool[Conn], units: list[Statements]) -> None:
+    """The units' statements in one round trip: alone in autocommit, or merged in one pipelined transaction."""
+    async with pool.connection() as conn:
+        if len(units) == 1 and len(units[0]) == 1:
+            ((query, params),) = units[0]
+            await conn.execute(query, params)  # alone: autocommit, one statement
+            return
+        async with conn.pipeline(), conn.transaction():
+            for query, rows in _merged(units):
+                if len(rows) == 1:
+                    await conn.execute(query, rows[0])
+                else:
+                    await conn.cursor().executemany(query, rows)
+
+
+def _merged(units: list[Statements]) -> list[tuple[Any, list[Any]]]:
     """The units' statements in the order they run: every unit's first statement, then every second one,
     and so on; within each of those rounds, statements with the same text go as one ``executemany``.
 
@@ -118,9 +134,9 @@ def _merged(units: list[tuple[list[tuple[Any, Any]], asyncio.Future[None]]]) -> 
     less per record (by hand, in groups of eight: about a quarter less).
     """
     runs: list[tuple[Any, list[Any]]] = []
-    for depth in range(max(len(statements) for statements, _ in units)):
+    for depth in range(max(len(statements) for statements in units)):
         round_: dict[Any, tuple[Any, list[Any]]] = {}
-        for statements, _ in units:
+        for statements in units:
             if depth < len(statements):
                 query, params = statements[depth]
                 # Composed SQL objects are merged only with themselves.
@@ -130,13 +146,161 @@ def _merged(units: list[tuple[list[tuple[Any, Any]], asyncio.Future[None]]]) -> 
     return runs
 
 
+class WriteBehind:
+    """Writes that need not hold up the request that made them, committed in batches just after it.
+
+    A login's execution record goes here when nothing else of the login must be
+    committed before its answer (see :meth:`Writes.defer`): the answer goes at
+    once, and the records of many logins reach the database together, as one
+    statement's rows, at most ``delay_s`` later (sooner once ``batch`` of them
+    are waiting). Readers of those rows call :meth:`settle` first, so that a
+    process always finds what it wrote itself.
+
+    When the database cannot be reached, the units wait and are tried again
+    (after 0.5 s, then twice as long each time, up to 30 s); past
+    ``max_waiting`` units the oldest are dropped and the log says how many. A
+    unit the database refuses (a constraint, say) is dropped alone; the rest
+    of its batch is written.
+    """
+
+    RETRY_FIRST_S = 0.5
+    RETRY_LONGEST_S = 30.0
+    SAY_DROPS_EVERY_S = 10.0
+
+    def __init__(
+        self, pool: AsyncConnectionPool[Conn], *, what: str, delay_s: float = 0.02, batch: int = 256,
+        max_waiting: int = 10_000,
+    ) -> None:  # fmt: skip
+        self.pool = pool
+        self.what = what  # what a unit is, for the log: "execution record"
+        self.delay_s, self.batch, self.max_waiting = delay_s, batch, max_waiting
+        self._waiting: list[Statements] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[None] | None = None  # kept: the loop holds tasks only weakly
+        self._retry_s = 0.0  # > 0 while the database cannot be reached
+        self._in_flight = 0
+        self._dropped_said_at = -self.SAY_DROPS_EVERY_S
+        self.written = self.batches = self.dropped = 0
+        # How long a unit added by another process may take to show: its delay and a commit, with margin.
+        self.grace_s = delay_s + 0.25
+
+    @property
+    def waiting(self) -> int:
+        """Units not yet committed (in the batch being committed, or after it)."""
+        return len(self._waiting) + self._in_flight
+
+    def add(self, statements: Statements) -> None:
+        self._waiting.append(statements)
+        if len(self._waiting) > self.max_waiting:
+            excess = len(self._waiting) - self.max_waiting
+            del self._waiting[:excess]
+            self.dropped += excess
+            now = time.monotonic()
+            if now - self._dropped_said_at >= self.SAY_DROPS_EVERY_S:  # an outage drops one per login
+                self._dropped_said_at = now
+                log.error(
+                    "%s dropped unwritten: more than %d were waiting for the database (%d dropped in all)",
+                    _count(excess, self.what), self.max_waiting, self.dropped,
+                )  # fmt: skip
+        if self._flushing is not None:
+            return  # the flush in progress schedules the next one
+        if len(self._waiting) >= self.batch and not self._retry_s:
+            self._start()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.delay_s, self._start)
+
+    def _start(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._flushing is None and self._waiting:
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        units, self._waiting = self._waiting[: self.batch], self._waiting[self.batch :]
+        self._in_flight = len(units)
+        try:
+            left = await self._commit(units)
+        finally:
+            self._in_flight = 0
+            self._flushing = None
+        if left:
+            self._waiting[:0] = left
+            self._retry_s = min(max(self._retry_s * 2, self.RETRY_FIRST_S), self.RETRY_LONGEST_S)
+            if self._retry_s == self.RETRY_FIRST_S:
+                log.warning(
+                    "the database cannot be reached; %s waiting, to be written when it can",
+                    _count(len(self._waiting), self.what),
+                )
+        elif self._retry_s:
+            self._retry_s = 0.0
+            log.info("the database can be reached again; the waiting %ss are being written", self.what)
+        if self._waiting and self._timer is None:
+            if len(self._waiting) >= self.batch and not self._retry_s:
+                self._start()
+            else:
+                delay = self._retry_s or self.delay_s
+                self._timer = asyncio.get_running_loop().call_later(delay, self._start)
+
+    async def _commit(self, units: list[Statements]) -> list[Statements]:
+        """Commit the units (one by one if together they fail); return those left for later because the
+        database was out of reach."""
+        try:
+            await _commit_together(self.pool, units)
+        except (psycopg.OperationalError, PoolTimeout):
+            return units
+        except Exception as exc:
+            if len(units) == 1:
+                self.dropped += 1
+                log.error("a %s could not be written and was dropped: %s", self.what, type(exc).__name__)
+                return []
+            for i, unit in enumerate(units):
+                if await self._commit([unit]):
+                    return units[i:]
+            return []
+        self.written += len(units)
+        self.batches += 1
+        return []
+
+    async def settle(self, timeout_s: float = 5.0) -> None:
+        """Wait until what was added so far is committed (or the timeout passes: the database is away)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._waiting or self._flushing is not None:
+            if self._retry_s and self._flushing is None:
+                return  # the database is away: the reader's own query will say so
+            self._start()
+            flushing = self._flushing
+            remaining = deadline - loop.time()
+            if flushing is None or remaining <= 0:
+                return
+            await asyncio.wait({flushing}, timeout=remaining)
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        """Write what is waiting before the pool closes; say what could not be."""
+        await self.settle(timeout_s)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.waiting:
+            log.error("%s could not be written before shutting down", _count(self.waiting, self.what))
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
 class Repository:
     """Base of the repositories: one pool; each method runs in one transaction, or one statement."""
 
-    def __init__(self, pool: AsyncConnectionPool[Conn], group: GroupCommit | None = None) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool[Conn], group: GroupCommit | None = None, behind: WriteBehind | None = None
+    ) -> None:
         self.pool = pool
         # Where this repository's writes() blocks are committed (shared with other requests), if anywhere.
         self.group = group
+        # Where deferred writes go (see Writes.defer), if anywhere; else they go with the block.
+        self.behind = behind
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
@@ -161,18 +325,28 @@ class Repository:
     async def writes(self) -> AsyncIterator[Writes]:
         """Writes that need no answer, collected and committed together when the block ends (not if
         it raises): one statement alone in autocommit, several in one pipelined transaction; a
-        single round trip either way. With a GroupCommit, with other requests' writes too."""
+        single round trip either way. With a GroupCommit, with other requests' writes too. Deferred
+        statements alone go to the WriteBehind, and the block does not wait for them."""
         writes = Writes()
         yield writes
-        if not writes.statements:
+        if not writes.statements and writes.deferred and self.behind is not None:
+            self.behind.add(writes.deferred)
+            return
+        statements = writes.deferred + writes.statements
+        if not statements:
             return
         if self.group is not None:
-            await self.group.commit(writes.statements)
+            await self.group.commit(statements)
             return
-        context = self.statement() if len(writes.statements) == 1 else self.batch()
+        context = self.statement() if len(statements) == 1 else self.batch()
         async with context as conn:
-            for query, params in writes.statements:
+            for query, params in statements:
                 await conn.execute(query, params)
+
+    async def settled(self) -> None:
+        """Before reading rows that may have been written behind: this process's own are in."""
+        if self.behind is not None:
+            await self.behind.settle()
 
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[Conn]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from datetime import datetime
 from typing import Any
@@ -59,15 +60,23 @@ class Executions(Repository):
             return _execution(row)
 
     async def get(self, tenant_id: str, execution_id: str) -> Execution:
+        """A record by its id. A login's record may be on its way from another server process (written
+        behind the login's answer), so an id not found is looked for again for a moment before it is not."""
         tid = parse_id(tenant_id, "tenant")
         eid = parse_id(execution_id, "execution")
-        async with self.transaction() as conn:
-            row = await (
-                await conn.execute("SELECT * FROM executions WHERE tenant_id = %s AND id = %s", (tid, eid))
-            ).fetchone()
-            if row is None:
+        await self.settled()
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + (self.behind.grace_s if self.behind is not None else 0.0)
+        while True:
+            async with self.statement() as conn:
+                row = await (
+                    await conn.execute("SELECT * FROM executions WHERE tenant_id = %s AND id = %s", (tid, eid))
+                ).fetchone()
+            if row is not None:
+                return _execution(row)
+            if loop.time() >= give_up:
                 raise NotFound(f"no execution with the id {execution_id!r}")
-            return _execution(row)
+            await asyncio.sleep(0.05)
 
     async def list(
         self,
@@ -97,6 +106,7 @@ class Executions(Repository):
             where.append("created_at < %s")
             params.append(until)
         condition = " AND ".join(where)
+        await self.settled()
         async with self.transaction() as conn:
             rows = await (
                 await conn.execute(
@@ -110,6 +120,7 @@ class Executions(Repository):
     async def changed_since(self, tenant_id: str, since: datetime) -> builtins.list[Execution]:
         """Records written or updated at or after `since`, oldest change first (at most 200)."""
         tid = parse_id(tenant_id, "tenant")
+        await self.settled()
         async with self.statement() as conn:
             rows = await (
                 await conn.execute(

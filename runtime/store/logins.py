@@ -15,12 +15,12 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Json, Jsonb
 
-from runtime.store.base import Conn, Repository, Writer, new_id, parse_id
+from runtime.store.base import Conn, Repository, Writer, Writes, new_id, parse_id
 from runtime.store.errors import NotFound
 
 __all__ = ["ExternalSession", "FlowHead", "Logins", "SessionRow", "new_secret", "secret_hash"]
@@ -346,7 +346,8 @@ class Logins(Repository):
         results: list[dict[str, Any]], event: dict[str, Any] | None = None,
     ) -> str:  # fmt: skip
         """Insert the flow's execution record (with the event it started with), or update it when the
-        flow resumed; returns its id."""
+        flow resumed; returns its id. In a :meth:`writes` block, a new record is deferred: if the flow
+        commits nothing else, it is written just after the answer, in a batch with other records."""
         tid = parse_id(tenant_id, "tenant")
         if execution_id is not None:
             await conn.execute(
@@ -355,11 +356,18 @@ class Logins(Repository):
             )
             return execution_id
         eid = new_id()
-        await conn.execute(
-            "INSERT INTO executions (tenant_id, id, trigger_id, kind, status, results, event)"
-            " VALUES (%s, %s, %s, 'flow', %s, %s, %s)",
-            (tid, eid, trigger_id, status, Json(results), Json(event) if event is not None else None),
+        # Created when the flow stopped, not when a batch wrote it (the stats' periods end at the same clock).
+        query = (
+            "INSERT INTO executions (tenant_id, id, trigger_id, kind, status, results, event, created_at)"
+            " VALUES (%s, %s, %s, 'flow', %s, %s, %s, %s)"
         )
+        params = (
+            tid, eid, trigger_id, status, Json(results), Json(event) if event is not None else None, datetime.now(UTC)
+        )  # fmt: skip
+        if isinstance(conn, Writes):
+            conn.defer(query, params)  # written behind the answer unless the login commits something else
+        else:
+            await conn.execute(query, params)
         return str(eid)
 
     async def count_login(self, conn: Writer, tenant_id: str, user_id: str) -> None:

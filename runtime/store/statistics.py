@@ -91,6 +91,7 @@ class Statistics(Repository):
         tid = parse_id(tenant_id, "tenant")
         aid = parse_id(action_id, "action")
         params = {"tenant": tid, "action": str(aid), "since": since, "until": until, "bucket": bucket, "kind": kind}
+        await self.settled()
         async with self.statement() as conn:
             rows = await (await conn.execute(_ACTION_STATS, params)).fetchall()
         whole = next(r for r in rows if r["whole_period"])
@@ -107,6 +108,7 @@ class Statistics(Repository):
         """What the tenant's executions from `since` to `until` came to: how many, by status and by kind
         (logins are "flow", tests "test"), their action runs and the fuel those used."""
         params = {"tenant": parse_id(tenant_id, "tenant"), "since": since, "until": until}
+        await self.settled()
         async with self.statement() as conn:
             rows = await (await conn.execute(_USAGE, params)).fetchall()
         by_status: dict[str, int] = {}

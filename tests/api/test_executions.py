@@ -155,3 +155,41 @@ def test_records_and_resumed_flows_keep_the_order_of_keys(tenant: TenantClient) 
     record = tenant.get(f"/api/v2/actions/executions/{started['execution_id']}").json()
     assert list(record["event"]["user"]) == ["user_id", "zeta", "alpha", "middle_name"]
     assert [r["logs"][0]["message"] for r in record["results"]] == ["user_id,zeta,alpha,middle_name"] * 2
+
+
+def test_a_record_on_its_way_from_another_process_is_waited_for_a_moment(
+    tenant: TenantClient, database_url: str
+) -> None:
+    """Another server process writes its logins' records just after their answers: a record asked for
+    by the id a login returned, before that process has written it, is found once it has; an id that
+    never comes is not found after the grace."""
+    import uuid
+
+    behind = tenant.client.app.state.services.store.records_behind
+    grace, behind.grace_s = behind.grace_s, 10.0
+    execution_id = str(uuid.uuid4())
+
+    def the_other_process_writes() -> None:
+        time.sleep(0.3)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO executions (tenant_id, id, trigger_id, kind, status, results)"
+                " VALUES (%s, %s, 'post-login', 'flow', 'completed', '[]')",
+                (tenant.id, execution_id),
+            )
+
+    writer = threading.Thread(target=the_other_process_writes)
+    try:
+        started = time.monotonic()
+        writer.start()
+        record = tenant.get(f"/api/v2/actions/executions/{execution_id}")
+        waited = time.monotonic() - started
+        writer.join()
+        assert (record.status_code, record.json()["id"]) == (200, execution_id)
+        assert waited < 9  # found when it came, not after the whole grace
+    finally:
+        behind.grace_s = grace
+    started = time.monotonic()
+    missing = tenant.get(f"/api/v2/actions/executions/{uuid.uuid4()}")
+    assert missing.status_code == 404
+    assert time.monotonic() - started >= grace

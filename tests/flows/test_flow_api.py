@@ -469,3 +469,44 @@ def test_a_login_in_a_live_session_restarts_its_idle_time(tenant: TenantClient, 
         ).fetchone()
     assert row == (True, True, True, 1)
     assert capped == (True,)
+
+
+def records_in_database(database_url: str, execution_id: str) -> list[str]:
+    with psycopg.connect(database_url) as conn:
+        return [r[0] for r in conn.execute("SELECT status FROM executions WHERE id = %s", (execution_id,))]
+
+
+def test_a_login_answers_before_its_record_is_written_and_readers_still_find_it(
+    tenant: TenantClient, database_url: str
+) -> None:
+    """A login that commits nothing else leaves its execution record to be written behind the answer;
+    the API's readers of records settle what their process has waiting before they read."""
+    bind(
+        tenant,
+        ("claims", "exports.onExecutePostLogin = async (e, api) => { api.idToken.setCustomClaim('https://x/n', 1); };"),
+    )
+    behind = tenant.client.app.state.services.store.records_behind
+    delay, behind.delay_s = behind.delay_s, 3600.0
+    try:
+        login = start(tenant, base_event(None))
+        assert login["status"] == "completed"
+        assert records_in_database(database_url, login["execution_id"]) == []  # answered; the record waits
+        assert behind.waiting >= 1
+        record = tenant.get(f"/api/v2/actions/executions/{login['execution_id']}")
+        assert (record.status_code, record.json()["status"]) == (200, "completed")
+        assert records_in_database(database_url, login["execution_id"]) == ["completed"]
+    finally:
+        behind.delay_s = delay
+
+
+def test_a_redirected_login_commits_its_record_with_its_transaction(tenant: TenantClient, database_url: str) -> None:
+    """A login that must commit before its answer (here, the suspended transaction) commits its record with it."""
+    seed_tenant(tenant)
+    behind = tenant.client.app.state.services.store.records_behind
+    delay, behind.delay_s = behind.delay_s, 3600.0
+    try:
+        first = start(tenant)
+        assert first["status"] == "redirect"
+        assert records_in_database(database_url, first["execution_id"]) == ["suspended"]
+    finally:
+        behind.delay_s = delay

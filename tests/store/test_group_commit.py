@@ -98,5 +98,5 @@ def test_merged_runs_round_by_round_with_same_text_together() -> None:
     from runtime.store.base import _merged
 
     a, b, c = "INSERT a", "UPDATE b", "DELETE c"
-    units: list[Any] = [([(a, 1), (b, 1)], None), ([(a, 2)], None), ([(c, 3), (a, 3), (b, 3)], None)]
+    units: list[Any] = [[(a, 1), (b, 1)], [(a, 2)], [(c, 3), (a, 3), (b, 3)]]
     assert _merged(units) == [(a, [1, 2]), (c, [3]), (b, [1]), (a, [3]), (b, [3])]
