@@ -108,6 +108,16 @@ _EXTERNAL_SESSION = (
 )
 
 
+# The session's upsert commits without waiting for the WAL flush (for this statement only). A crash of
+# PostgreSQL could lose it only until the next commit that does wait, which makes all before it durable
+# (a redirect, a recorded method, a result kept for /continue, the batch of execution records); and
+# losing it only costs a new session: the next login in it runs without its recorded methods (the
+# action asks for the factor again) and its idle time restarts from the last touch that was kept.
+_SESSION_NO_FLUSH_WAIT = (
+    "(SELECT to_jsonb(s) FROM s) AS session, set_config('synchronous_commit', 'off', true) AS commit_mode"
+)
+
+
 def _session_from_json(data: dict[str, Any]) -> SessionRow:
     """A session row that came back as JSON (from a statement that also read other things)."""
     moments = ("created_at", "authenticated_at", "last_interacted_at", "expires_at", "idle_expires_at")
@@ -145,9 +155,7 @@ class Logins(Repository):
         params: dict[str, Any] = {"trigger": trigger_id, "tenant": tid}
         query = _FLOW_HEAD
         if external is not None:
-            query = _EXTERNAL_SESSION + query.replace(
-                "'null'::jsonb AS session", "(SELECT to_jsonb(s) FROM s) AS session"
-            )
+            query = _EXTERNAL_SESSION + query.replace("'null'::jsonb AS session", _SESSION_NO_FLUSH_WAIT)
             params.update(id=new_id(), h=secret_hash(external.token), u=external.user_id, life=external.lifetime,
                           idle=external.idle)  # fmt: skip
         async with self.statement() as conn:
