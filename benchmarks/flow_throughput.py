@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import copy
 import http.client
@@ -57,6 +58,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -235,6 +237,7 @@ async def _open_loop(port: int, job: dict[str, Any], notify: Callable[[], None])
     warmup_n = int(rate * warmup_s)
     n = warmup_n + int(rate * seconds)
     latencies: list[int] = []
+    dues: list[float] = []  # each measured flow's scheduled time (perf_counter: the same clock in every process)
     service: list[int] = []
     lag: list[int] = []
     in_flight = {"now": 0, "max": 0}
@@ -259,6 +262,7 @@ async def _open_loop(port: int, job: dict[str, Any], notify: Callable[[], None])
             ended = time.perf_counter()
             in_flight["now"] -= 1
             if i >= warmup_n:
+                dues.append(due)
                 latencies.append(int((ended - due) * 1e6))
                 service.append(int((ended - sent) * 1e6))
                 lag.append(int((sent - due) * 1e6))
@@ -295,6 +299,7 @@ async def _open_loop(port: int, job: dict[str, Any], notify: Callable[[], None])
         "drain_s": finished - (start + (n - 1) / rate),
         "seconds": seconds,
         "latencies_us": latencies,
+        "due_s": dues,
         "service_us": service,
         "dispatch_lag_us": lag,
         "max_in_flight": in_flight["max"],
@@ -508,6 +513,114 @@ class CpuMeter:
 
     def close(self) -> None:
         self.monitor.close()
+
+
+class WindowSampler(threading.Thread):
+    """Every 100 ms, how busy the machine was and how much of that was the benchmark's own processes
+    (server, executors, their Postgres backends, the load generator, this process): what else ran when
+    the open loop's slowest flows waited. Reads only those processes' stat files and /proc/stat."""
+
+    WINDOW_S = 0.1
+    NAME_OTHERS_OVER_CORES = 0.25
+
+    def __init__(self, meter: CpuMeter, generator_pid: int) -> None:
+        super().__init__(name="window-sampler", daemon=True)
+        servers, executors = meter._processes()
+        pids = [*servers, *executors, *meter._postgres_pids(), generator_pid, os.getpid()]
+        self.paths = [f"/proc/{pid}/stat" for pid in pids]
+        self.ours = set(pids)
+        self.samples: list[tuple[float, float, float]] = []  # (perf_counter, machine busy s, ours s)
+        self.stopping = threading.Event()
+        # Who the others were: every process's CPU, read (at some cost) only when others were busy.
+        self.seen = self._everyone()
+        self.others_by_name: Counter[str] = Counter()
+
+    @staticmethod
+    def _everyone() -> dict[int, tuple[str, float]]:
+        found = {}
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    text = Path(entry.path, "stat").read_text()
+                except OSError:
+                    continue
+                name, fields = text[text.find("(") + 1 : text.rfind(")")], text.rsplit(")", 1)[1].split()
+                found[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+        return found
+
+    def _sample(self) -> None:
+        ours = sum(c for c in (_proc_cpu(path) for path in self.paths) if c is not None)
+        self.samples.append((time.perf_counter(), _machine_busy()[0], ours))
+        if len(self.samples) >= 2:
+            (t0, busy0, ours0), (t1, busy1, ours1) = self.samples[-2:]
+            if (busy1 - busy0) - (ours1 - ours0) > self.NAME_OTHERS_OVER_CORES * (t1 - t0):
+                now = self._everyone()
+                for pid, (name, cpu) in now.items():
+                    if pid not in self.ours:
+                        self.others_by_name[name] += cpu - self.seen.get(pid, (name, 0.0))[1]
+                self.seen = now
+
+    def run(self) -> None:
+        self._sample()
+        while not self.stopping.wait(self.WINDOW_S):
+            self._sample()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
+        self._sample()
+
+    def by_window(self, dues: list[float], latencies_us: list[int], slow_us: int) -> dict[str, Any]:
+        """The windows in which flows were scheduled that took longer than `slow_us`, and the CPU that
+        processes outside the benchmark used in them (and in the window before), against the rest."""
+        windows = []
+        for (t0, busy0, ours0), (t1, busy1, ours1) in itertools.pairwise(self.samples):
+            span = max(t1 - t0, 1e-6)
+            others = max(0.0, (busy1 - busy0) - (ours1 - ours0)) / span
+            windows.append({"start": t0, "end": t1, "others_cores": others, "busy_cores": (busy1 - busy0) / span,
+                            "worst_us": 0, "slow": 0, "flows": 0})  # fmt: skip
+        starts = [w["start"] for w in windows]
+        for due, latency in zip(dues, latencies_us, strict=True):
+            i = bisect.bisect_right(starts, due) - 1
+            if 0 <= i < len(windows):
+                w = windows[i]
+                w["flows"] += 1
+                w["worst_us"] = max(w["worst_us"], latency)
+                w["slow"] += latency > slow_us
+        measured = [w for w in windows if w["flows"]]
+        slow = [i for i, w in enumerate(windows) if w["slow"]]
+        near = {j for i in slow for j in (i - 1, i) if j >= 0}  # a stall shows in its window or the one before
+        others_near = [windows[j]["others_cores"] for j in sorted(near)]
+        others_rest = [w["others_cores"] for j, w in enumerate(windows) if j not in near and w["flows"]]
+        first = measured[0]["start"] if measured else 0.0
+        worst = sorted(slow, key=lambda i: -windows[i]["worst_us"])[:8]
+
+        def described(i: int) -> dict[str, Any]:
+            w = windows[i]
+            return {
+                "at_s": round(w["start"] - first, 2),
+                "worst_ms": w["worst_us"] / 1000,
+                "slow_flows": w["slow"],
+                "others_cores": round(w["others_cores"], 2),
+                "others_cores_window_before": round(windows[i - 1]["others_cores"], 2) if i else None,
+                "busy_cores": round(w["busy_cores"], 2),
+            }
+
+        return {
+            "window_s": self.WINDOW_S,
+            "slow_over_us": slow_us,
+            "windows": len(measured),
+            "windows_with_a_slow_flow": len(slow),
+            "slow_flows": sum(w["slow"] for w in windows),
+            "others_cores_near_slow_windows": statistics.fmean(others_near) if others_near else None,
+            "others_cores_elsewhere": statistics.fmean(others_rest) if others_rest else None,
+            "worst_windows": [described(i) for i in worst],
+            # CPU seconds of processes outside the benchmark, by name, read when they used more than
+            # NAME_OTHERS_OVER_CORES in a window (each counted since the previous such reading, or the start).
+            "others_when_busy_cpu_s": {
+                name: round(cpu, 3) for name, cpu in self.others_by_name.most_common(6) if cpu >= 0.01
+            },
+        }
 
 
 # -- the database, the server, the tenant ---------------------------------------------------------
@@ -1195,7 +1308,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         marks: list[CpuSnapshot] = []
         open_job = {"kind": "open", "port": port, "requests": with_session, "rate": rate, "warmup_s": 2.0,
                     "seconds": plan.open_s, "connections": OPEN_LOOP_CONNECTIONS, "expect": completed}  # fmt: skip
-        opened = generator.run(open_job, on_measuring=lambda: marks.append(meter.snapshot()))
+        sampler = WindowSampler(meter, generator.process.pid)
+        sampler.start()
+        try:
+            opened = generator.run(open_job, on_measuring=lambda: marks.append(meter.snapshot()))
+        finally:
+            sampler.stop()
         open_loop = {
             "rate_per_s": rate,
             "served_per_s": opened["served_per_s"],
@@ -1210,6 +1328,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "cpu": CpuMeter.per_request(
                 [CpuMeter.delta(marks[0], meter.snapshot(), opened["generator_cpu_s"])], opened["count"]
             ),
+            "by_window": sampler.by_window(opened["due_s"], opened["latencies_us"], int(TARGET_P99_MS * 1000)),
             "_latencies_us": opened["latencies_us"],
         }
         lat = open_loop["latency_from_schedule"]
@@ -1486,6 +1605,25 @@ def print_report(report: dict[str, Any]) -> None:
         f"machine {ol['cpu']['machine_busy_cores']:.2f} cores busy")  # fmt: skip
     say(f"  served {ol['served_per_s']:,.0f} flows/s of the {ol['rate_per_s']:,.0f}/s offered; the last answer came "
         f"{ol['drain_s'] * 1000:,.0f} ms after the last scheduled arrival")  # fmt: skip
+    bw = ol["by_window"]
+    if bw["windows_with_a_slow_flow"]:
+        say(f"  {bw['slow_flows']:,} flows over {bw['slow_over_us'] / 1000:.0f} ms, scheduled in "
+            f"{bw['windows_with_a_slow_flow']} of the {bw['windows']} windows of {bw['window_s'] * 1000:.0f} ms; "
+            f"processes outside the benchmark used {bw['others_cores_near_slow_windows']:.2f} cores in those "
+            f"windows and the ones before, {bw['others_cores_elsewhere']:.2f} in the rest")  # fmt: skip
+        say(
+            "  the worst windows (from the start of the measured 30 s): "
+            + "; ".join(
+                f"{w['at_s']:.1f} s: {w['worst_ms']:.0f} ms, others {w['others_cores']:.2f} "
+                f"(before: {w['others_cores_window_before']}) of {w['busy_cores']:.2f} busy"
+                for w in bw["worst_windows"]
+            )
+        )
+        if bw["others_when_busy_cpu_s"]:
+            say(
+                "  processes outside the benchmark when they used over a quarter of a core, CPU s: "
+                + ", ".join(f"{name} {cpu:.2f}" for name, cpu in bw["others_when_busy_cpu_s"].items())
+            )
     if ol["served_per_s"] < OPEN_LOOP_KEPT_UP * ol["rate_per_s"]:
         say("  the server did not keep up with the offered rate during this run (saturation, measured earlier, was "
             "higher than the machine gave now): these latencies are those of a growing queue")  # fmt: skip
