@@ -1521,6 +1521,7 @@ def plot(report: dict[str, Any], open_latencies: list[int] | None, path: Path) -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(18, 5.4), gridspec_kw={"width_ratios": [1, 1, 1.1]})
     for key, label, marker in (("with_session", "with a session id", "o"), ("without_session", "no session id", "s")):
@@ -1547,6 +1548,10 @@ def plot(report: dict[str, Any], open_latencies: list[int] | None, path: Path) -
         middle.axvline(value, color="tab:blue", linestyle=style, linewidth=1, label=f"{q[:3]} {value:.1f} ms")
     middle.axvline(TARGET_P99_MS, color="tab:red", linestyle="--", linewidth=1, label="target p99 20 ms")
     middle.set_xscale("log")
+    # Labels at 1, 2, 5, 10, 20, 50... ms only: the default labels every minor tick, and they overlap.
+    middle.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    middle.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    middle.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     middle.set_xlabel("latency from the scheduled arrival (ms, log scale)")
     middle.set_ylabel("fraction of flows")
     middle.set_title(f"Open loop at {ol['rate_per_s']:,.0f} flows/s (80% of saturation), {ol['seconds']:.0f} s")
