@@ -61,7 +61,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -413,17 +413,20 @@ def _proc_cpu(path: str) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
+def _every_process() -> Iterator[tuple[int, str, int, float]]:
+    """(pid, name, parent's pid, user + system CPU seconds) of every process now."""
+    for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                text = Path(entry.path, "stat").read_text()
+                name, fields = text[text.find("(") + 1 : text.rfind(")")], text.rsplit(")", 1)[1].split()
             except (OSError, IndexError):
                 continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
+            yield int(entry.name), name, int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _children(pid: int) -> list[int]:
+    return [child for child, _, parent, _ in _every_process() if parent == pid]
 
 
 def _machine_busy() -> tuple[float, float]:
@@ -537,16 +540,7 @@ class WindowSampler(threading.Thread):
 
     @staticmethod
     def _everyone() -> dict[int, tuple[str, float]]:
-        found = {}
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit():
-                try:
-                    text = Path(entry.path, "stat").read_text()
-                except OSError:
-                    continue
-                name, fields = text[text.find("(") + 1 : text.rfind(")")], text.rsplit(")", 1)[1].split()
-                found[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
-        return found
+        return {pid: (name, cpu) for pid, name, _, cpu in _every_process()}
 
     def _sample(self) -> None:
         ours = sum(c for c in (_proc_cpu(path) for path in self.paths) if c is not None)
