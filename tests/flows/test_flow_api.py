@@ -510,3 +510,24 @@ def test_a_redirected_login_commits_its_record_with_its_transaction(tenant: Tena
         assert records_in_database(database_url, first["execution_id"]) == ["suspended"]
     finally:
         behind.delay_s = delay
+
+
+def test_a_server_that_stops_writes_the_records_it_holds(
+    tenant: TenantClient, settings: Any, database_url: str
+) -> None:
+    """The records a server process holds when it is told to stop are written before it ends."""
+    from starlette.testclient import TestClient
+
+    from runtime.api.app import create_app
+
+    bind(
+        tenant,
+        ("claims", "exports.onExecutePostLogin = async (e, api) => { api.idToken.setCustomClaim('https://x/n', 1); };"),
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as other:
+        other.app.state.services.store.records_behind.delay_s = 3600.0
+        reply = other.post("/api/v2/flows/post-login", headers=tenant.headers,
+                           json={"event": base_event(None), "resume_url": RESUME})  # fmt: skip
+        execution_id = reply.json()["execution_id"]
+        assert records_in_database(database_url, execution_id) == []  # held, an hour from being written
+    assert records_in_database(database_url, execution_id) == ["completed"]
