@@ -108,7 +108,8 @@ class ExecutionResult:
         }
 
     @classmethod
-    def from_wire(cls, data: Mapping[str, Any]) -> ExecutionResult:
+    def from_wire(cls, data: Mapping[str, Any], *, limits: Limits | None = None) -> ExecutionResult:
+        """A result sent as :meth:`to_wire` wrote it; `limits`, when the receiver already holds them."""
         trace = data["trace"]
         return cls(
             status=str(data["status"]),
@@ -116,7 +117,7 @@ class ExecutionResult:
             logs=list(data["logs"]),
             error=None if data["error"] is None else error_from_dict(data["error"]),
             stats=Stats(**data["stats"]),
-            limits=Limits(**data["limits"]),
+            limits=limits if limits is not None else Limits(**data["limits"]),
             trace=Trace(seed=trace["seed"], now_ms=trace["now_ms"], host_calls=list(trace["host_calls"])),
         )
 

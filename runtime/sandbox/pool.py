@@ -208,12 +208,13 @@ class _Request:
 
     request_for: Callable[..., bytes]
     ask: dict[str, Any]
+    limits: Limits
 
-
-def _result(reply: dict[str, Any]) -> ExecutionResult:
-    if "platform_error" in reply:
-        raise PlatformError(reply["platform_error"])
-    return ExecutionResult.from_wire(reply["result"])
+    def result(self, reply: dict[str, Any]) -> ExecutionResult:
+        """The execution's result from the executor's reply (with the limits sent, not checked again)."""
+        if "platform_error" in reply:
+            raise PlatformError(reply["platform_error"])
+        return ExecutionResult.from_wire(reply["result"], limits=self.limits)
 
 
 class _Executor:
@@ -398,7 +399,7 @@ class ExecutorPool:
             action, handler, event, secrets=secrets, limits=limits, cache=cache, seed=seed, now_ms=now_ms,
             replay_host_calls=replay_host_calls,
         )  # fmt: skip
-        return _result(self._ask(request.request_for, **request.ask))
+        return request.result(self._ask(request.request_for, **request.ask))
 
     async def execute_async(
         self,
@@ -419,7 +420,7 @@ class ExecutorPool:
         """
         request = self._execution_request(action, handler, event, secrets=secrets, limits=limits, cache=cache)
         executor = await self._acquire_async()
-        return _result(await self._ask_async(executor, request.request_for, **request.ask))
+        return request.result(await self._ask_async(executor, request.request_for, **request.ask))
 
     async def _acquire_async(self) -> _Executor:
         """:meth:`_acquire` of one executor, waiting on the running event loop, in arrival order."""
@@ -490,7 +491,8 @@ class ExecutorPool:
             )
             return packed
 
-        return _Request(request_for, {"wall_ms": limits.wall_ms, "build_id": action.build_id, "action_key": key})
+        ask = {"wall_ms": limits.wall_ms, "build_id": action.build_id, "action_key": key}
+        return _Request(request_for, ask, limits)
 
     def compile(
         self, source: str | bytes, *, trigger: str, limits: Limits | None = None, max_source_bytes: int = 100 * 1024
