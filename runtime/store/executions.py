@@ -60,8 +60,9 @@ class Executions(Repository):
             return _execution(row)
 
     async def get(self, tenant_id: str, execution_id: str) -> Execution:
-        """A record by its id. A login's record may be on its way from another server process (written
-        behind the login's answer), so an id not found is looked for again for a moment before it is not."""
+        """A record by its id. A login's record may still be on its way from another server process
+        (written behind the login's answer), so an id that is missing is looked for again, every 50 ms
+        for a moment (the write-behind's grace), before the answer is that there is no such record."""
         tid = parse_id(tenant_id, "tenant")
         eid = parse_id(execution_id, "execution")
         await self.settled()
