@@ -202,12 +202,17 @@ class WriteBehind:
                     "%s dropped unwritten: more than %d were waiting for the database (%d dropped in all)",
                     _count(excess, self.what), self.max_waiting, self.dropped,
                 )  # fmt: skip
-        if self._flushing is not None:
-            return  # the flush in progress schedules the next one
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """A flush now if a batch is full (and the database answers), else after the delay or the retry wait;
+        none while one is in progress (it schedules the next when it ends)."""
+        if self._flushing is not None or not self._waiting:
+            return
         if len(self._waiting) >= self.batch and not self._retry_s:
             self._start()
         elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.delay_s, self._start)
+            self._timer = asyncio.get_running_loop().call_later(self._retry_s or self.delay_s, self._start)
 
     def _start(self) -> None:
         if self._timer is not None:
@@ -235,12 +240,7 @@ class WriteBehind:
         elif self._retry_s:
             self._retry_s = 0.0
             log.info("the database can be reached again; the waiting %ss are being written", self.what)
-        if self._waiting and self._timer is None:
-            if len(self._waiting) >= self.batch and not self._retry_s:
-                self._start()
-            else:
-                delay = self._retry_s or self.delay_s
-                self._timer = asyncio.get_running_loop().call_later(delay, self._start)
+        self._schedule()
 
     async def _commit(self, units: list[Statements]) -> list[Statements]:
         """Commit the units (one by one if together they fail); return those left for later because the
