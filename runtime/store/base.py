@@ -55,6 +55,22 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+# Expired rows are deleted this many at a time, each batch a statement of its own, with a pause between
+# batches: a backlog (a retention shortened, a sweeper that was down) never holds locks or the database's
+# CPU for long, and the logins served meanwhile do not wait behind it.
+SWEEP_BATCH_ROWS = 1000
+SWEEP_PAUSE_S = 0.02
+
+
+def expired_rows(table: str, column: str, cutoff: str) -> str:
+    """A DELETE of at most ``%(batch)s`` rows of `table` whose `column` is before `cutoff` (SQL), oldest
+    first, found through the index on `column`. Rows another sweeper holds are skipped, not waited for."""
+    return (
+        f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {column} < {cutoff}"
+        f" ORDER BY {column} LIMIT %(batch)s FOR UPDATE SKIP LOCKED))"
+    )
+
+
 class GroupCommit:
     """Units of writes from concurrent requests, committed together: one transaction, one round trip.
 
@@ -342,6 +358,18 @@ class Repository:
         async with context as conn:
             for query, params in statements:
                 await conn.execute(query, params)
+
+    async def delete_in_batches(self, query: str, params: dict[str, Any] | None = None) -> int:
+        """Run `query`, a DELETE of at most ``%(batch)s`` rows, until a run deletes fewer; how many went."""
+        params = {**(params or {}), "batch": SWEEP_BATCH_ROWS}
+        deleted = 0
+        while True:
+            async with self.statement() as conn:
+                cursor = await conn.execute(query, params)
+            deleted += cursor.rowcount
+            if cursor.rowcount < SWEEP_BATCH_ROWS:
+                return deleted
+            await asyncio.sleep(SWEEP_PAUSE_S)
 
     async def settled(self) -> None:
         """Before reading rows that may have been written behind: this process's own are in."""

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from runtime.store.base import Repository, parse_id
+from runtime.store.base import Repository, expired_rows, parse_id
 
 __all__ = ["CACHE_LIMITS", "Cache"]
 
@@ -110,6 +110,4 @@ class Cache(Repository):
     async def sweep(self, now_ms: float | None = None) -> int:
         """Delete expired entries of every tenant; the number deleted."""
         now = _moment(now_ms if now_ms is not None else time.time() * 1000)
-        async with self.transaction() as conn:
-            result = await conn.execute("DELETE FROM cache_entries WHERE expires_at <= %s", (now,))
-            return result.rowcount
+        return await self.delete_in_batches(expired_rows("cache_entries", "expires_at", "%(now)s"), {"now": now})

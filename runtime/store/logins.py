@@ -20,7 +20,7 @@ from typing import Any
 
 from psycopg.types.json import Json, Jsonb
 
-from runtime.store.base import Conn, Repository, Writer, Writes, new_id, parse_id
+from runtime.store.base import Conn, Repository, Writer, Writes, expired_rows, new_id, parse_id
 from runtime.store.errors import NotFound
 
 __all__ = ["ExternalSession", "FlowHead", "Logins", "SessionRow", "new_secret", "secret_hash"]
@@ -409,14 +409,8 @@ class Logins(Repository):
     # -- housekeeping ------------------------------------------------------------------------
 
     async def sweep(self) -> int:
-        """Delete what has expired: sessions, flows, results. Returns how many rows went."""
+        """Delete what expired over an hour ago: sessions, flows, results. Returns how many rows went."""
         removed = 0
-        async with self.transaction() as conn:
-            for table, column in (
-                ("sessions", "expires_at"),
-                ("flow_transactions", "expires_at"),
-                ("flow_results", "expires_at"),
-            ):
-                cursor = await conn.execute(f"DELETE FROM {table} WHERE {column} < now() - interval '1 hour'")
-                removed += cursor.rowcount
+        for table in ("sessions", "flow_transactions", "flow_results"):
+            removed += await self.delete_in_batches(expired_rows(table, "expires_at", "now() - interval '1 hour'"))
         return removed

@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from runtime.store.base import Conn, Repository, Writer, new_id, parse_id
+from runtime.store.base import Conn, Repository, Writer, expired_rows, new_id, parse_id
 from runtime.store.logins import new_secret, secret_hash
 
 __all__ = ["CODE_LIFETIME", "LOGIN_REQUEST_LIFETIME", "REFRESH_TOKEN_LIFETIME", "OAuth", "RefreshToken"]
@@ -147,9 +147,8 @@ class OAuth(Repository):
         )
 
     async def sweep(self) -> int:
+        """Delete login requests, codes and refresh tokens that expired over an hour ago."""
         removed = 0
-        async with self.transaction() as conn:
-            for table in ("login_requests", "authorization_codes", "refresh_tokens"):
-                cursor = await conn.execute(f"DELETE FROM {table} WHERE expires_at < now() - interval '1 hour'")
-                removed += cursor.rowcount
+        for table in ("login_requests", "authorization_codes", "refresh_tokens"):
+            removed += await self.delete_in_batches(expired_rows(table, "expires_at", "now() - interval '1 hour'"))
         return removed
