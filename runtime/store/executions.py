@@ -10,7 +10,7 @@ from typing import Any
 from psycopg.types.json import Json, Jsonb
 
 from runtime.limits import Quotas
-from runtime.store.base import Repository, new_id, parse_id
+from runtime.store.base import Conn, Repository, new_id, parse_id
 from runtime.store.errors import NotFound
 from runtime.store.records import Execution
 
@@ -39,6 +39,23 @@ SWEEP = (
     " - make_interval(days => coalesce((t.limits->>'execution_retention_days')::int, %(days)s))"
     " ORDER BY e.created_at LIMIT %(batch)s FOR UPDATE OF e SKIP LOCKED) old LIMIT %(batch)s))"
 )
+
+
+# The live stream reads records in pages of this many, and at most STREAM_ROWS per call. No transaction
+# writes more than STREAM_ROWS records (a batch written behind the answer holds at most 256), so a call
+# that stops there has always moved past a transaction.
+STREAM_PAGE_ROWS = 200
+STREAM_ROWS = 2000
+_STREAMED = "SELECT *, written_in::text AS written FROM executions WHERE tenant_id = %(tenant)s AND "
+_WRITTEN_FROM = _STREAMED + "written_in >= %(from)s::xid8 ORDER BY written_in, id LIMIT %(rows)s"
+_WRITTEN_AFTER = _STREAMED + "(written_in, id) > (%(written)s::xid8, %(id)s) ORDER BY written_in, id LIMIT %(rows)s"
+
+
+async def _horizon(conn: Conn) -> int:
+    """The oldest transaction still running (every one before it has ended), as a 64-bit transaction id."""
+    row = await (await conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin")).fetchone()
+    assert row is not None
+    return int(row["xmin"])
 
 
 class Executions(Repository):
@@ -128,26 +145,39 @@ class Executions(Repository):
             ).fetchall()
         return [_execution(r) for r in rows], int(rows[0]["total"]) if rows else 0
 
-    async def changed_since(self, tenant_id: str, since: datetime) -> builtins.list[Execution]:
-        """Records written or updated at or after `since`, oldest change first (at most 200)."""
+    async def stream_start(self) -> int:
+        """Where a live stream starts reading (see :meth:`written_since`): the records written from now on."""
+        async with self.statement() as conn:
+            return await _horizon(conn)
+
+    async def written_since(self, tenant_id: str, horizon: int) -> tuple[builtins.list[Execution], int]:
+        """The records written (inserted or updated) by transactions from `horizon` on, in the order of
+        those transactions, and the horizon to ask from next time.
+
+        The next horizon is the oldest transaction still running when this call began: every transaction
+        before it has ended, so all its records are here now or never will be. A record is never missed,
+        however late its transaction commits (a clock could not promise that: a record stamped earlier can
+        be committed later); one written by a transaction from the next horizon on may come back next time,
+        and the caller tells it apart. At most STREAM_ROWS are read per call; the horizon then stops at
+        the last one's transaction, so the next call goes on from there.
+        """
         tid = parse_id(tenant_id, "tenant")
         await self.settled()
+        records: builtins.list[Execution] = []
         async with self.statement() as conn:
-            rows = await (
-                await conn.execute(
-                    "SELECT * FROM executions WHERE tenant_id = %s AND updated_at >= %s ORDER BY updated_at LIMIT 200",
-                    (tid, since),
-                )
-            ).fetchall()
-        return [_execution(r) for r in rows]
-
-    async def database_time(self) -> datetime:
-        """The database's clock, which stamps the records (a stream starts from it)."""
-        async with self.statement() as conn:
-            row = await (await conn.execute("SELECT now() AS now")).fetchone()
-        assert row is not None
-        moment: datetime = row["now"]
-        return moment
+            following = await _horizon(conn)
+            params: dict[str, Any] = {"tenant": tid, "from": str(horizon), "rows": STREAM_PAGE_ROWS}
+            rows = await (await conn.execute(_WRITTEN_FROM, params)).fetchall()
+            while rows:
+                records.extend(_execution(r) for r in rows)
+                last = rows[-1]
+                if len(records) >= STREAM_ROWS:
+                    return records, min(following, int(last["written"]))
+                if len(rows) < STREAM_PAGE_ROWS:
+                    break
+                params.update(written=last["written"], id=last["id"])
+                rows = await (await conn.execute(_WRITTEN_AFTER, params)).fetchall()
+        return records, following
 
     async def sweep(self) -> int:
         """Delete records older than their tenant's retention (execution_retention_days, 10 by default),

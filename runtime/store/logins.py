@@ -359,7 +359,8 @@ class Logins(Repository):
         tid = parse_id(tenant_id, "tenant")
         if execution_id is not None:
             await conn.execute(
-                "UPDATE executions SET status = %s, results = %s, updated_at = now() WHERE tenant_id = %s AND id = %s",
+                "UPDATE executions SET status = %s, results = %s, updated_at = now(), written_in = pg_current_xact_id()"
+                " WHERE tenant_id = %s AND id = %s",
                 (status, Json(results), tid, uuid.UUID(execution_id)),
             )
             return execution_id

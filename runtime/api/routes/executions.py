@@ -9,7 +9,8 @@ default, set by the operator per tenant) and then swept.
 tenant's executions as they are recorded, one ``execution`` event per action
 run, with its console output and error: what ``tollgate logs --follow`` prints.
 Every server process records into the same database, so the stream follows
-it (twice a second) rather than one process's memory.
+it (twice a second) rather than one process's memory, in the order the
+records' transactions ended: none is missed because it was committed late.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = ["ENDPOINTS"]
 
 POLL_S = 0.5
 KEEP_ALIVE_S = 15.0
+FORGET_SENT_S = 2 * 3600.0
 STATUSES = ("completed", "denied", "failed", "suspended")
 
 
@@ -73,22 +75,28 @@ def _events(record: Execution, first: int) -> list[str]:
 
 async def stream_logs(call: Call) -> Response:
     executions, tenant_id = call.services.store.executions, call.tenant_id
-    since = await executions.database_time()
+    horizon = await executions.stream_start()
 
     async def events() -> AsyncIterator[str]:
-        nonlocal since
-        sent: dict[str, int] = {}  # execution id -> action runs already sent
+        nonlocal horizon
+        # execution id -> (action runs already sent, when): a record can come back, unchanged or with the
+        # runs a resumed flow added; entries go once no flow could resume (the flow transactions' TTL).
+        sent: dict[str, tuple[int, float]] = {}
         yield ": streaming this tenant's executions as they are recorded\n\n"
-        quiet_since = time.monotonic()
+        quiet_since = pruned_at = time.monotonic()
         while True:
-            for record in await executions.changed_since(tenant_id, since):
-                since = max(since, record.updated_at)
-                for event in _events(record, sent.get(record.id, 0)):
-                    quiet_since = time.monotonic()
+            records, horizon = await executions.written_since(tenant_id, horizon)
+            now = time.monotonic()
+            for record in records:
+                for event in _events(record, sent.get(record.id, (0, now))[0]):
+                    quiet_since = now
                     yield event
-                sent[record.id] = len(record.results)
-            if time.monotonic() - quiet_since > KEEP_ALIVE_S:
-                quiet_since = time.monotonic()
+                sent[record.id] = (len(record.results), now)
+            if now - pruned_at > 60:
+                pruned_at = now
+                sent = {k: v for k, v in sent.items() if now - v[1] < FORGET_SENT_S}
+            if now - quiet_since > KEEP_ALIVE_S:
+                quiet_since = now
                 yield ": keep-alive\n\n"
             await asyncio.sleep(POLL_S)
 
