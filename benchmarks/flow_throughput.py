@@ -119,7 +119,7 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-# -- the load generator (runs in its own process; stdlib only) ------------------------------------
+# -- the load generator (runs in its own process; stdlib and uvloop) ---------------------------------
 
 
 class _HttpConnection:
@@ -308,6 +308,18 @@ async def _open_loop(port: int, job: dict[str, Any], notify: Callable[[], None])
     }
 
 
+def _run_loop(main: Any) -> Any:
+    """Run the generator's coroutine on uvloop when it is installed (as the server's is). The generator
+    shares the machine with the server it measures: with asyncio's own loop it took 157-159 µs of CPU
+    per flow in the open loop and 94-98 µs in the closed loop, with uvloop 124-130 and 76-78 µs (two
+    quick runs of each, alternating)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def _generator_main(conn: Any) -> None:
     """The load generator's process: run each job the parent sends, reply with its figures."""
     while True:
@@ -323,7 +335,7 @@ def _generator_main(conn: Any) -> None:
 
         run = _open_loop if job["kind"] == "open" else _closed_loop
         try:
-            result = asyncio.run(run(job["port"], job, notify))
+            result = _run_loop(run(job["port"], job, notify))
         except Exception:
             import traceback
 
