@@ -93,6 +93,10 @@ def _compile(request: dict[str, Any]) -> dict[str, Any]:
 
 def _executor_main(conn: Connection) -> None:
     """The executor process: load the engine, then answer requests until the pipe closes."""
+    # Ctrl+C in a terminal signals every process of the server, executors too; the server stops its
+    # executors itself (the pipe closes, or it kills them), so an executor does not die of it first,
+    # with a traceback, while a request may still be on its way.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in SCRUBBED_ENVIRONMENT:
         os.environ.pop(name, None)
     from runtime.gctuning import settle_after_startup

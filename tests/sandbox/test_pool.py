@@ -153,6 +153,19 @@ def test_executors_do_not_hold_database_credentials(pool: ExecutorPool) -> None:
         assert not set(names) & set(SCRUBBED_ENVIRONMENT)
 
 
+def test_ctrl_c_leaves_executors_to_the_pool(custom_factor: CompiledAction) -> None:
+    """SIGINT (Ctrl+C reaches every process in the terminal's group) does not end an executor: it goes on
+    answering, and stops when its pool closes."""
+    with ExecutorPool(processes=1, deadline_margin_s=MARGIN_S) as own:
+        (pid,) = own.pids()
+        os.kill(pid, signal.SIGINT)
+        time.sleep(0.2)
+        assert own.pids() == [pid]
+        assert own.execute(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS).ok
+        assert own.stats()["replaced"] == 0
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), "the executor to stop with its pool")
+
+
 def test_an_executor_killed_mid_execution_fails_that_execution_only(
     pool: ExecutorPool, busy_loop: CompiledAction, custom_factor: CompiledAction
 ) -> None:
