@@ -24,6 +24,16 @@ def _server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return embedded.start(Path(tmp_path_factory.mktemp("embedded-home")))
 
 
+def allow_connections(url: str, allow: bool) -> None:
+    """Let the database `url` names take connections again, or stop taking them and drop the open ones
+    (as a database going away does; the server and the other databases stay up)."""
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(psycopg.conninfo.make_conninfo(url, dbname="postgres"), autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allow).lower()}')
+        if not allow:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+
 def _with_database(url: str, name: str) -> str:
     conninfo = psycopg.conninfo.conninfo_to_dict(url)
     conninfo["dbname"] = name

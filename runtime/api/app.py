@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from runtime.api import health
 from runtime.api.errors import error_response, handle_exception
 from runtime.api.openapi import document
 from runtime.api.routes import ENDPOINTS
@@ -58,6 +59,7 @@ def create_app(
         try:
             yield
         finally:
+            services.closing = True
             sweeper.cancel()
             await services.close()
 
@@ -84,6 +86,7 @@ def create_app(
         *continuation.routes(),
         *hosted.routes(),
         Route("/api/v2/openapi.json", openapi_json, methods=["GET"]),
+        *health.routes(),
         *(r for r in api_routes if r not in flow_api),
         *console_routes(),
     ]

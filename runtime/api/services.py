@@ -67,6 +67,8 @@ class Services:
     operator_key_hash: bytes | None
     gate: TenantGate = field(default_factory=TenantGate)
     flows: FlowRunner = field(init=False)
+    # Set when the server starts stopping: readiness checks fail from then on.
+    closing: bool = False
 
     def __post_init__(self) -> None:
         self.flows = FlowRunner(self)

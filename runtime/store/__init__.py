@@ -10,6 +10,7 @@ repositories' methods once per request, each in its own transaction.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import select
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from runtime import jsontext
 from runtime.store import embedded
@@ -126,6 +127,14 @@ class Store:
     async def close(self) -> None:
         await self.records_behind.close()
         await self.pool.close()
+
+    async def ping(self, *, timeout_s: float) -> None:
+        """A query answered within `timeout_s`, or :class:`StoreUnavailable` (a health check)."""
+        try:
+            async with asyncio.timeout(timeout_s), self.pool.connection() as conn:
+                await conn.execute("SELECT 1")
+        except (TimeoutError, psycopg.Error, PoolTimeout):
+            raise StoreUnavailable(f"the database did not answer within {timeout_s:g} s") from None
 
     async def holds_secrets(self) -> bool:
         """Whether any tenant data key exists (then a master key is required)."""

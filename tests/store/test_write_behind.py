@@ -13,6 +13,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from runtime.store.base import Conn, WriteBehind
+from tests.fix_db import allow_connections
 
 INSERT = "INSERT INTO notes VALUES (%s)"
 
@@ -151,19 +152,11 @@ def test_units_wait_while_the_database_is_away_and_are_written_when_it_is_back(
     new_database: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = with_notes(new_database)
-    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    admin = psycopg.conninfo.make_conninfo(url, dbname="postgres")
-
-    def database(allow: bool) -> None:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allow).lower()}')
-            if not allow:
-                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
 
     async def scenario(pool: AsyncConnectionPool[Conn]) -> tuple[int, int, int]:
         behind = WriteBehind(pool, what="note", delay_s=0.01)
         behind.RETRY_FIRST_S = 0.2
-        await asyncio.to_thread(database, False)
+        await asyncio.to_thread(allow_connections, url, False)
         try:
             for n in range(3):
                 behind.add(note(n))
@@ -174,7 +167,7 @@ def test_units_wait_while_the_database_is_away_and_are_written_when_it_is_back(
             waiting_while_away = behind.waiting
             await behind.settle(timeout_s=1)  # returns: a reader is not held up while the database is away
         finally:
-            await asyncio.to_thread(database, True)
+            await asyncio.to_thread(allow_connections, url, True)
         behind.add(note(3))
         for _ in range(600):
             if behind.written == 4:
