@@ -63,8 +63,9 @@ SWEEP_PAUSE_S = 0.02
 
 
 def expired_rows(table: str, column: str, cutoff: str) -> str:
-    """A DELETE of at most ``%(batch)s`` rows of `table` whose `column` is before `cutoff` (SQL), oldest
-    first, found through the index on `column`. Rows another sweeper holds are skipped, not waited for."""
+    """A DELETE of at most ``%(batch)s`` rows of `table` whose `column` (a column, or the expression of an
+    index) is before `cutoff` (SQL), oldest first, found through the index on `column`. Rows another
+    sweeper holds are skipped, not waited for."""
     return (
         f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {column} < {cutoff}"
         f" ORDER BY {column} LIMIT %(batch)s FOR UPDATE SKIP LOCKED))"

@@ -92,6 +92,8 @@ _NO_SESSION = "'null'::jsonb AS session"
 
 # The live session, kept; an ended one started over; none yet, made. `s` is the session's row.
 _LIVE = "s.expires_at > now() AND s.idle_expires_at > now()"
+# When a session ends: expired, or idle too long (the expression of the sessions_ended index).
+SESSION_ENDED = "least(expires_at, idle_expires_at)"
 _EXTERNAL_SESSION = (
     "WITH s AS (INSERT INTO sessions AS s (tenant_id, id, token_hash, kind, user_id, expires_at, idle_expires_at)"
     " VALUES (%(tenant)s, %(id)s, %(h)s, 'external', %(u)s, now() + %(life)s, now() + %(idle)s)"
@@ -410,8 +412,13 @@ class Logins(Repository):
     # -- housekeeping ------------------------------------------------------------------------
 
     async def sweep(self) -> int:
-        """Delete what expired over an hour ago: sessions, flows, results. Returns how many rows went."""
+        """Delete what ended over an hour ago: sessions (expired, or idle too long), flows, results.
+        Returns how many rows went."""
         removed = 0
-        for table in ("sessions", "flow_transactions", "flow_results"):
-            removed += await self.delete_in_batches(expired_rows(table, "expires_at", "now() - interval '1 hour'"))
+        for table, ended in (
+            ("sessions", SESSION_ENDED),
+            ("flow_transactions", "expires_at"),
+            ("flow_results", "expires_at"),
+        ):
+            removed += await self.delete_in_batches(expired_rows(table, ended, "now() - interval '1 hour'"))
         return removed

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from runtime.store import Store, base, executions
+from runtime.store.logins import SESSION_ENDED
 from runtime.store.migrate import migrate
 from runtime.vault import MasterKeyring
 
@@ -38,11 +39,12 @@ def _tenant(conn: psycopg.Connection[Any], limits: dict[str, Any] | None = None)
     return tid
 
 
-def _sessions(conn: psycopg.Connection[Any], tid: uuid.UUID, n: int, expires: str) -> None:
+def _sessions(conn: psycopg.Connection[Any], tid: uuid.UUID, n: int, expires: str, idle: str | None = None) -> None:
+    """`n` sessions whose lifetime ends in `expires` and whose idle time ends in `idle` (the same by default)."""
     conn.execute(
         "INSERT INTO sessions (tenant_id, id, token_hash, kind, user_id, expires_at, idle_expires_at)"
         " SELECT %s, gen_random_uuid(), sha256(gen_random_uuid()::text::bytea), 'external', 'u' || i,"
-        f" now() + interval '{expires}', now() + interval '{expires}' FROM generate_series(1, %s) i",
+        f" now() + interval '{expires}', now() + interval '{idle or expires}' FROM generate_series(1, %s) i",
         (tid, n),
     )
 
@@ -68,12 +70,14 @@ async def _open(url: str) -> Store:
 
 
 def test_sessions_past_their_grace_go_in_batches(migrated: str, small_batches: None) -> None:
-    """30 sessions expired two hours ago go, over five batches; those expired half an hour ago and the live
-    ones stay."""
+    """30 sessions that ended two hours ago go, over five batches, whether they expired or went idle;
+    those that ended half an hour ago and the live ones stay."""
     with psycopg.connect(migrated, autocommit=True) as conn:
         tid = _tenant(conn)
-        _sessions(conn, tid, 30, "-2 hours")
-        _sessions(conn, tid, 5, "-30 minutes")
+        _sessions(conn, tid, 20, "-2 hours")
+        _sessions(conn, tid, 10, "20 days", idle="-2 hours")
+        _sessions(conn, tid, 3, "-30 minutes")
+        _sessions(conn, tid, 2, "20 days", idle="-30 minutes")
         _sessions(conn, tid, 4, "1 day")
 
     async def sweep() -> int:
@@ -128,7 +132,7 @@ def test_sweeps_read_indexes_not_tables(migrated: str) -> None:
         plans = {
             "executions": conn.execute("EXPLAIN " + executions.SWEEP, params).fetchall(),
             "sessions": conn.execute(
-                "EXPLAIN " + base.expired_rows("sessions", "expires_at", "now() - interval '1 hour'"), params
+                "EXPLAIN " + base.expired_rows("sessions", SESSION_ENDED, "now() - interval '1 hour'"), params
             ).fetchall(),
         }
     for table, rows in plans.items():
