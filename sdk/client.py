@@ -52,6 +52,7 @@ __all__ = [
     "LogStream",
     "NewTenant",
     "PlatformLimits",
+    "RefreshTokenSettings",
     "RunStats",
     "StatsBucket",
     "Tenant",
@@ -161,11 +162,17 @@ class TenantSettings(TypedDict):
     allowed_redirect_hosts: list[str]
 
 
+class RefreshTokenSettings(TypedDict):
+    rotation_type: str  # "rotating" or "non-rotating"
+    leeway: int  # seconds a replaced token may still be exchanged
+
+
 class Client(TypedDict):
     client_id: str
     name: str
     callbacks: list[str]
     client_metadata: dict[str, str]
+    refresh_token: RefreshTokenSettings
     created_at: str
     updated_at: str
     # Only in the answer that created the client.
@@ -699,9 +706,22 @@ class Settings(_Group):
 class Clients(_Group):
     """``/clients``: the applications the tenant's users sign in to."""
 
-    def create(self, name: str, *, callbacks: Sequence[str] = (), metadata: Mapping[str, str] | None = None) -> Client:
-        """A new client; its ``client_secret`` is only in this answer."""
-        body = {"name": name, "callbacks": list(callbacks), "client_metadata": dict(metadata or {})}
+    def create(
+        self,
+        name: str,
+        *,
+        callbacks: Sequence[str] = (),
+        metadata: Mapping[str, str] | None = None,
+        refresh_token: RefreshTokenSettings | None = None,
+    ) -> Client:
+        """A new client; its ``client_secret`` is only in this answer. `refresh_token` chooses rotation
+        (``{"rotation_type": "rotating", "leeway": 0}``); the default returns the same token every time."""
+        body = _without_none({
+            "name": name,
+            "callbacks": list(callbacks),
+            "client_metadata": dict(metadata or {}),
+            "refresh_token": None if refresh_token is None else dict(refresh_token),
+        })  # fmt: skip
         return cast(Client, self._api.request("POST", "/clients", body))
 
     def list(self) -> list[Client]:
@@ -717,12 +737,14 @@ class Clients(_Group):
         name: str | None = None,
         callbacks: Sequence[str] | None = None,
         metadata: Mapping[str, str] | None = None,
+        refresh_token: RefreshTokenSettings | None = None,
     ) -> Client:
         """Change what is given; the rest stays."""
         body = _without_none({
             "name": name,
             "callbacks": None if callbacks is None else list(callbacks),
             "client_metadata": None if metadata is None else dict(metadata),
+            "refresh_token": None if refresh_token is None else dict(refresh_token),
         })  # fmt: skip
         return cast(Client, self._api.request("PATCH", f"/clients/{client_id}", body))
 

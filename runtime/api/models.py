@@ -143,16 +143,26 @@ class SettingsUpdate(Strict):
     allowed_redirect_hosts: Annotated[list[Host], Field(max_length=100)]
 
 
+class RefreshTokenSettings(Strict):
+    """Auth0's client ``refresh_token``: whether each exchange replaces the token, and for how many seconds
+    a replaced token may still be exchanged (two requests racing) before that counts as theft."""
+
+    rotation_type: Literal["rotating", "non-rotating"] = "non-rotating"
+    leeway: Annotated[int, Field(ge=0, le=3600)] = 0
+
+
 class ClientCreate(Strict):
     name: PrintableName
     callbacks: Annotated[list[CallbackUrl], Field(max_length=100)] = []
     client_metadata: dict[str, Annotated[str, StringConstraints(max_length=255)]] = {}
+    refresh_token: RefreshTokenSettings = RefreshTokenSettings()
 
 
 class ClientUpdate(Strict):
     name: PrintableName | None = None
     callbacks: Annotated[list[CallbackUrl], Field(max_length=100)] | None = None
     client_metadata: dict[str, Annotated[str, StringConstraints(max_length=255)]] | None = None
+    refresh_token: RefreshTokenSettings | None = None
 
 
 Email = Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]

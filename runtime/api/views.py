@@ -98,6 +98,7 @@ def client(c: Client, secret: str | None = None) -> dict[str, Any]:
         "name": c.name,
         "callbacks": c.callbacks,
         "client_metadata": c.metadata,
+        "refresh_token": c.refresh_token,
         "created_at": when(c.created_at),
         "updated_at": when(c.updated_at),
     }

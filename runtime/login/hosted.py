@@ -34,6 +34,7 @@ import binascii
 import hashlib
 import hmac
 import logging
+from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -53,6 +54,7 @@ from runtime.passwords import verify_password
 from runtime.store.base import Writer
 from runtime.store.errors import NotFound, StoreUnavailable
 from runtime.store.logins import SessionRow, new_secret
+from runtime.store.oauth import RefreshToken
 from runtime.store.records import Client, Tenant, User
 
 __all__ = ["SESSION_COOKIE", "routes"]
@@ -508,6 +510,9 @@ async def _refresh_grant(
     record = await services.store.oauth.refresh_token(tenant.id, presented, client.client_id)
     if record is None:
         return _token_error(400, "invalid_grant", "The refresh token is unknown, expired or revoked")
+    leeway_s = int(client.refresh_token.get("leeway", 0))
+    if record.rotated_at is not None and datetime.now(UTC) - record.rotated_at > timedelta(seconds=leeway_s):
+        return await _refresh_token_reused(services, tenant, client, record)
     logins = services.store.logins
     async with logins.transaction() as conn:
         session = await logins.live_session(conn, tenant.id, record.session_id) if record.session_id else None
@@ -559,7 +564,24 @@ async def _refresh_grant(
         "access_claims": outcome.access_claims,
         "issuer": issuer(request, tenant.name),
     }
-    return await _tokens(services, tenant, client, grant, refresh=presented)
+    refresh: str | None = presented
+    if client.rotates_refresh_tokens:
+        refresh = await services.store.oauth.rotate_refresh_token(tenant.id, record, leeway_s=leeway_s)
+        if refresh is None:  # replaced meanwhile by another exchange, beyond the leeway
+            return await _refresh_token_reused(services, tenant, client, record)
+    return await _tokens(services, tenant, client, grant, refresh=refresh)
+
+
+async def _refresh_token_reused(services: Services, tenant: Tenant, client: Client, record: RefreshToken) -> Response:
+    """A refresh token that an exchange replaced came back after the client's leeway: whoever holds the
+    newer one, one of the two holders is not the client. Every token of the line is revoked."""
+    await services.store.oauth.revoke_refresh_family(tenant.id, record.family_id)
+    log.warning(
+        "A replaced refresh token of client %s (tenant %s, user %s) was presented again: every refresh token"
+        " descended from the same login is revoked",
+        client.client_id, tenant.name, record.user_id,
+    )  # fmt: skip
+    return _token_error(400, "invalid_grant", "The refresh token was already exchanged; its line is revoked")
 
 
 def form_without_secrets(form: dict[str, str]) -> dict[str, str]:

@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 
 from runtime.store.base import Repository, parse_id
 from runtime.store.errors import NotFound
-from runtime.store.records import Client
+from runtime.store.records import NON_ROTATING, Client
 
 __all__ = ["Clients"]
 
@@ -27,6 +27,7 @@ def _client(row: dict[str, Any]) -> Client:
         metadata=dict(row["metadata"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        refresh_token=dict(row["refresh_token"]),
     )
 
 
@@ -38,17 +39,26 @@ class Clients(Repository):
     """A tenant's OAuth clients. The client secret is shown once and stored hashed."""
 
     async def create(
-        self, tenant_id: str, *, name: str, callbacks: list[str], metadata: dict[str, str]
-    ) -> tuple[Client, str]:
+        self, tenant_id: str, *, name: str, callbacks: list[str], metadata: dict[str, str],
+        refresh_token: dict[str, Any] | None = None,
+    ) -> tuple[Client, str]:  # fmt: skip
         tid = parse_id(tenant_id, "tenant")
         client_id = base64.urlsafe_b64encode(secrets.token_bytes(18)).decode()
         secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
         async with self.transaction() as conn:
             row = await (
                 await conn.execute(
-                    "INSERT INTO clients (tenant_id, client_id, name, callbacks, client_secret_hash, metadata)"
-                    " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
-                    (tid, client_id, name, callbacks, _secret_hash(secret), Jsonb(metadata)),
+                    "INSERT INTO clients (tenant_id, client_id, name, callbacks, client_secret_hash, metadata,"
+                    " refresh_token) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
+                    (
+                        tid,
+                        client_id,
+                        name,
+                        callbacks,
+                        _secret_hash(secret),
+                        Jsonb(metadata),
+                        Jsonb(refresh_token or NON_ROTATING),
+                    ),
                 )
             ).fetchone()
             assert row is not None
@@ -80,15 +90,23 @@ class Clients(Repository):
         name: str | None = None,
         callbacks: builtins.list[str] | None = None,
         metadata: dict[str, str] | None = None,
+        refresh_token: dict[str, Any] | None = None,
     ) -> Client:
         tid = parse_id(tenant_id, "tenant")
         async with self.transaction() as conn:
             row = await (
                 await conn.execute(
                     "UPDATE clients SET name = coalesce(%s, name), callbacks = coalesce(%s, callbacks),"
-                    " metadata = coalesce(%s, metadata), updated_at = now()"
-                    " WHERE tenant_id = %s AND client_id = %s RETURNING *",
-                    (name, callbacks, Jsonb(metadata) if metadata is not None else None, tid, client_id),
+                    " metadata = coalesce(%s, metadata), refresh_token = coalesce(%s, refresh_token),"
+                    " updated_at = now() WHERE tenant_id = %s AND client_id = %s RETURNING *",
+                    (
+                        name,
+                        callbacks,
+                        Jsonb(metadata) if metadata is not None else None,
+                        Jsonb(refresh_token) if refresh_token is not None else None,
+                        tid,
+                        client_id,
+                    ),
                 )
             ).fetchone()
             if row is None:

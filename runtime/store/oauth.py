@@ -6,6 +6,7 @@ requests are taken once, atomically.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +32,9 @@ class RefreshToken:
     scope: str
     created_at: datetime
     expires_at: datetime
+    # Rotation: the family the token belongs to (its own id for the first), and when an exchange replaced it.
+    family_id: str = ""
+    rotated_at: datetime | None = None
 
 
 class OAuth(Repository):
@@ -138,7 +142,46 @@ class OAuth(Repository):
             scope=row["scope"],
             created_at=row["created_at"],
             expires_at=row["expires_at"],
+            family_id=str(row["family_id"] or row["id"]),
+            rotated_at=row["rotated_at"],
         )
+
+    async def rotate_refresh_token(self, tenant_id: str, token: RefreshToken, *, leeway_s: int) -> str | None:
+        """Replace `token` with a new one of its family (the family's expiry, scope and session), or None
+        when it was replaced more than `leeway_s` seconds ago: then the whole family is revoked."""
+        tid = parse_id(tenant_id, "tenant")
+        fresh = new_secret()
+        async with self.transaction() as conn:
+            row = await (
+                await conn.execute(
+                    "UPDATE refresh_tokens SET rotated_at = coalesce(rotated_at, now())"
+                    " WHERE tenant_id = %s AND id = %s AND revoked_at IS NULL AND expires_at > now()"
+                    " AND (rotated_at IS NULL OR rotated_at > now() - make_interval(secs => %s)) RETURNING id",
+                    (tid, parse_id(token.id, "refresh token"), leeway_s),
+                )
+            ).fetchone()
+            if row is not None:
+                await conn.execute(
+                    "INSERT INTO refresh_tokens (tenant_id, id, token_hash, client_id, user_id, session_id, scope,"
+                    " expires_at, family_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (tid, new_id(), secret_hash(fresh), token.client_id, token.user_id,
+                     parse_id(token.session_id, "session") if token.session_id else None, token.scope,
+                     token.expires_at, parse_id(token.family_id, "refresh token")),
+                )  # fmt: skip
+                return fresh
+        await self.revoke_refresh_family(tid, token.family_id)
+        return None
+
+    async def revoke_refresh_family(self, tenant_id: str | uuid.UUID, family_id: str) -> None:
+        """Revoke every token of a family (a replaced one came back: a copy is in other hands)."""
+        tid = tenant_id if isinstance(tenant_id, uuid.UUID) else parse_id(tenant_id, "tenant")
+        fid = parse_id(family_id, "refresh token")
+        async with self.statement() as conn:
+            await conn.execute(
+                "UPDATE refresh_tokens SET revoked_at = now() WHERE tenant_id = %s AND (family_id = %s OR id = %s)"
+                " AND revoked_at IS NULL",
+                (tid, fid, fid),
+            )
 
     async def revoke_refresh_token(self, conn: Writer, tenant_id: str, token_id: str) -> None:
         await conn.execute(

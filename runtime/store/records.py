@@ -9,6 +9,9 @@ from typing import Any
 
 from runtime.sandbox import CompiledAction
 
+# A client's refresh tokens unless it chooses rotation: the same token is returned by every exchange.
+NON_ROTATING: dict[str, Any] = {"rotation_type": "non-rotating", "leeway": 0}
+
 
 @dataclass(frozen=True)
 class Tenant:
@@ -128,6 +131,12 @@ class Client:
     metadata: dict[str, str]
     created_at: datetime
     updated_at: datetime
+    # {"rotation_type": "rotating" | "non-rotating", "leeway": seconds a replaced token still works}
+    refresh_token: dict[str, Any] = field(default_factory=lambda: dict(NON_ROTATING))
+
+    @property
+    def rotates_refresh_tokens(self) -> bool:
+        return self.refresh_token.get("rotation_type") == "rotating"
 
 
 @dataclass(frozen=True)

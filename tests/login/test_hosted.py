@@ -286,6 +286,68 @@ def test_claims_metadata_and_refresh(tenant: TenantClient) -> None:
     assert blocked.status_code == 403 and blocked.json()["error"] == "access_denied"
 
 
+def refresh(site: Site, token: str) -> Any:
+    return site.browser().post(site.path("oauth/token"), data={
+        "grant_type": "refresh_token", "refresh_token": token, "client_id": site.client_id,
+        "client_secret": site.client_secret})  # fmt: skip
+
+
+def offline_tokens(site: Site) -> dict[str, Any]:
+    browser, p = site.browser(), pkce()
+    body: dict[str, Any] = exchange(site, code_of(submit(site, browser, authorize(site, browser, p,
+                                                                                  scope="openid offline_access"))), p).json()  # fmt: skip
+    return body
+
+
+def test_refresh_tokens_stay_the_same_unless_the_client_rotates_them(tenant: TenantClient) -> None:
+    site = make_site(tenant, None)
+    client = tenant.get(f"/api/v2/clients/{site.client_id}").json()
+    assert client["refresh_token"] == {"rotation_type": "non-rotating", "leeway": 0}
+    first = offline_tokens(site)["refresh_token"]
+    again = refresh(site, first)
+    assert again.status_code == 200, again.text
+    assert again.json()["refresh_token"] == first
+    assert refresh(site, first).status_code == 200
+
+
+def test_a_rotated_refresh_token_presented_again_revokes_its_line(tenant: TenantClient) -> None:
+    """Rotation: each exchange answers a new token and the one presented is spent. Presenting a spent one
+    (a copy someone else holds) revokes the line, the newest token too."""
+    site = make_site(tenant, None)
+    updated = tenant.patch(f"/api/v2/clients/{site.client_id}", json={"refresh_token": {"rotation_type": "rotating"}})
+    assert updated.json()["refresh_token"] == {"rotation_type": "rotating", "leeway": 0}
+    first = offline_tokens(site)["refresh_token"]
+    second = refresh(site, first).json()["refresh_token"]
+    third = refresh(site, second).json()["refresh_token"]
+    assert len({first, second, third}) == 3
+    reused = refresh(site, first)
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+    assert "already exchanged" in reused.json()["error_description"]
+    revoked = refresh(site, third)
+    assert revoked.status_code == 400 and revoked.json()["error"] == "invalid_grant"
+
+
+def test_within_the_leeway_a_rotated_token_is_exchanged_again(tenant: TenantClient) -> None:
+    """Two requests racing with the same token (a leeway of a minute): both get a new token of the line,
+    and the line stays valid."""
+    site = make_site(tenant, None)
+    tenant.patch(f"/api/v2/clients/{site.client_id}", json={"refresh_token": {"rotation_type": "rotating",
+                                                                               "leeway": 60}})  # fmt: skip
+    first = offline_tokens(site)["refresh_token"]
+    one, two = refresh(site, first), refresh(site, first)
+    assert one.status_code == two.status_code == 200, (one.text, two.text)
+    assert one.json()["refresh_token"] != two.json()["refresh_token"]
+    assert refresh(site, one.json()["refresh_token"]).status_code == 200
+    assert refresh(site, two.json()["refresh_token"]).status_code == 200
+
+
+@pytest.mark.parametrize("config", [{"rotation_type": "sometimes"}, {"leeway": -1}, {"leeway": 7200},
+                                      {"rotation_type": "rotating", "expiration_type": "expiring"}])  # fmt: skip
+def test_refresh_token_settings_are_checked(tenant: TenantClient, config: dict[str, Any]) -> None:
+    reply = tenant.post("/api/v2/clients", json={"name": "App", "refresh_token": config})
+    assert reply.status_code == 400, reply.text
+
+
 def test_continue_from_another_browser_is_refused(site: Site) -> None:
     browser = site.browser()
     redirected = submit(site, browser, authorize(site, browser, pkce()))

@@ -142,7 +142,10 @@ def test_a_tenant_manages_its_settings_clients_and_users(acme: Tollgate) -> None
     assert hosts == {"allowed_redirect_hosts": ["mfa.example.com:8443", "verify.example.com"]} == acme.settings.get()
     client = acme.clients.create("web", callbacks=["https://app.example.com/cb"], metadata={"tier": "gold"})
     assert client["client_secret"]
+    assert client["refresh_token"] == {"rotation_type": "non-rotating", "leeway": 0}
     assert acme.clients.update(client["client_id"], callbacks=[])["callbacks"] == []
+    rotating = acme.clients.update(client["client_id"], refresh_token={"rotation_type": "rotating", "leeway": 30})
+    assert rotating["refresh_token"] == {"rotation_type": "rotating", "leeway": 30}
     assert acme.clients.get(client["client_id"])["client_metadata"] == {"tier": "gold"}
     assert [c["name"] for c in acme.clients.list()] == ["web"]
     assert "client_secret" not in acme.clients.list()[0]

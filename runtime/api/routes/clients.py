@@ -12,8 +12,9 @@ from runtime.api.models import ClientCreate, ClientUpdate
 async def create_client(call: Call) -> Response:
     body: ClientCreate = call.body
     client, secret = await call.services.store.clients.create(
-        call.tenant_id, name=body.name, callbacks=body.callbacks, metadata=body.client_metadata
-    )
+        call.tenant_id, name=body.name, callbacks=body.callbacks, metadata=body.client_metadata,
+        refresh_token=body.refresh_token.model_dump(),
+    )  # fmt: skip
     return json(views.client(client, secret), 201)
 
 
@@ -30,6 +31,7 @@ async def update_client(call: Call) -> Response:
     client = await call.services.store.clients.update(
         call.tenant_id, call.param("client_id"), name=body.name, callbacks=body.callbacks,
         metadata=body.client_metadata,
+        refresh_token=body.refresh_token.model_dump() if body.refresh_token is not None else None,
     )  # fmt: skip
     return json(views.client(client))
 
