@@ -21,11 +21,11 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, cast
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, StringConstraints, ValidationError, model_validator
 
-from sdk.client import Action, ApiError, Tollgate
+from sdk.client import Action, ApiError, RefreshTokenSettings, Tollgate
 
 __all__ = [
     "CreatedClient",
@@ -77,9 +77,22 @@ class Source(_Strict):
         return value
 
 
+class RefreshTokenSpec(_Strict):
+    """The client's refresh tokens: the same one every time, or a new one per exchange (see the API)."""
+
+    rotation_type: Literal["rotating", "non-rotating"] = "non-rotating"
+    leeway: int = 0
+
+    def words(self) -> str:
+        if self.rotation_type == "non-rotating":
+            return "refresh tokens not rotated"
+        return f"refresh tokens rotated (leeway {self.leeway} s)"
+
+
 class ClientSpec(_Strict):
     name: Text
     callbacks: list[Text] = []
+    refresh_token: RefreshTokenSpec = RefreshTokenSpec()
 
 
 class UserSpec(_Strict):
@@ -338,7 +351,7 @@ def deploy(
     unchanged folder changes nothing and deploys no new version.
 
     - allowed redirect hosts: set to exactly the descriptor's;
-    - clients (by name): created when missing, their callbacks set;
+    - clients (by name): created when missing, their callbacks and refresh token rotation set;
     - users (by email): created when missing, otherwise left alone;
     - actions (by name): created, or their draft updated when the code, the
       trigger or the set of secret names differs, then deployed when the
@@ -400,15 +413,17 @@ def _deploy_clients(tenant: Tollgate, descriptor: TenantDescriptor, report: Repo
     for spec in descriptor.clients:
         found = existing.get(spec.name)
         callbacks = ", ".join(spec.callbacks) or "none"
+        refresh = cast(RefreshTokenSettings, spec.refresh_token.model_dump())
         if found is None:
-            made = tenant.clients.create(spec.name, callbacks=spec.callbacks)
+            made = tenant.clients.create(spec.name, callbacks=spec.callbacks, refresh_token=refresh)
             out[spec.name] = DeployedClient(spec.name, made["client_id"], spec.callbacks, "created",
                                             made.get("client_secret"))  # fmt: skip
-            report(f"client {spec.name!r}: created, client_id {made['client_id']}, callbacks {callbacks}")
-        elif found["callbacks"] != spec.callbacks:
-            tenant.clients.update(found["client_id"], callbacks=spec.callbacks)
+            report(f"client {spec.name!r}: created, client_id {made['client_id']}, callbacks {callbacks}, "
+                   f"{spec.refresh_token.words()}")  # fmt: skip
+        elif found["callbacks"] != spec.callbacks or found.get("refresh_token") != refresh:
+            tenant.clients.update(found["client_id"], callbacks=spec.callbacks, refresh_token=refresh)
             out[spec.name] = DeployedClient(spec.name, found["client_id"], spec.callbacks, "updated")
-            report(f"client {spec.name!r}: callbacks set to {callbacks}")
+            report(f"client {spec.name!r}: callbacks set to {callbacks}, {spec.refresh_token.words()}")
         else:
             out[spec.name] = DeployedClient(spec.name, found["client_id"], spec.callbacks, "unchanged")
             report(f"client {spec.name!r}: unchanged")

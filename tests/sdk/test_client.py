@@ -17,6 +17,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from sdk.client import ApiError, Tollgate, Unreachable
+from sdk.descriptor import deploy as deploy_descriptor
+from sdk.descriptor import load
 from tests.fix_api import OPERATOR_KEY
 from tests.flows.test_flow_api import FACTOR, METHOD, RESUME, base_event, state_of, verified_token
 
@@ -261,3 +263,23 @@ def test_stats_usage_limits_and_the_sample_event(operator: Tollgate, acme: Tollg
     assert usage["fuel_used"] > 0
     limits = operator.tenants.limits()
     assert limits["defaults"]["fuel"] < limits["maximums"]["fuel"]
+
+
+def test_a_descriptor_sets_a_clients_refresh_token_rotation(acme: Tollgate, tmp_path: Any) -> None:
+    """tenant.json's client refresh_token: created rotating, then back to the default on the next deploy, and
+    a deploy that changes nothing leaves the client alone."""
+
+    def deploy(client: dict[str, Any]) -> list[str]:
+        (tmp_path / "tenant.json").write_text(json.dumps({"name": "rotating", "clients": [client]}))
+        said: list[str] = []
+        deploy_descriptor(acme, load(tmp_path), report=said.append)
+        return said
+
+    rotating = {"name": "SPA", "callbacks": ["https://spa.example.com/cb"],
+                "refresh_token": {"rotation_type": "rotating", "leeway": 5}}  # fmt: skip
+    assert any("refresh tokens rotated (leeway 5 s)" in line for line in deploy(rotating))
+    assert acme.clients.list()[0]["refresh_token"] == {"rotation_type": "rotating", "leeway": 5}
+    assert "client 'SPA': unchanged" in deploy(rotating)
+    plain = {"name": "SPA", "callbacks": ["https://spa.example.com/cb"]}
+    assert any("refresh tokens not rotated" in line for line in deploy(plain))
+    assert acme.clients.list()[0]["refresh_token"] == {"rotation_type": "non-rotating", "leeway": 0}
