@@ -28,7 +28,7 @@ import builtins
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal, NotRequired, Self, TypedDict, cast
+from typing import Any, Literal, NotRequired, Required, Self, TypedDict, cast
 
 import httpx2
 
@@ -162,9 +162,11 @@ class TenantSettings(TypedDict):
     allowed_redirect_hosts: list[str]
 
 
-class RefreshTokenSettings(TypedDict):
-    rotation_type: str  # "rotating" or "non-rotating"
+class RefreshTokenSettings(TypedDict, total=False):
+    rotation_type: Required[str]  # "rotating" or "non-rotating"
     leeway: int  # seconds a replaced token may still be exchanged
+    token_lifetime: int  # seconds from the login (30 days by default)
+    idle_token_lifetime: int | None  # seconds unused; None: no limit
 
 
 class Client(TypedDict):

@@ -82,11 +82,21 @@ class RefreshTokenSpec(_Strict):
 
     rotation_type: Literal["rotating", "non-rotating"] = "non-rotating"
     leeway: int = 0
+    token_lifetime: int = 30 * 24 * 3600
+    idle_token_lifetime: int | None = None
 
     def words(self) -> str:
-        if self.rotation_type == "non-rotating":
-            return "refresh tokens not rotated"
-        return f"refresh tokens rotated (leeway {self.leeway} s)"
+        rotation = "not rotated" if self.rotation_type == "non-rotating" else f"rotated (leeway {self.leeway} s)"
+        idle = f", {_duration(self.idle_token_lifetime)} unused" if self.idle_token_lifetime else ""
+        return f"refresh tokens {rotation}, living {_duration(self.token_lifetime)}{idle}"
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}" + ("s" if n != 1 else "")
+    return f"{seconds} s"
 
 
 class ClientSpec(_Strict):

@@ -144,11 +144,15 @@ class SettingsUpdate(Strict):
 
 
 class RefreshTokenSettings(Strict):
-    """Auth0's client ``refresh_token``: whether each exchange replaces the token, and for how many seconds
-    a replaced token may still be exchanged (two requests racing) before that counts as theft."""
+    """Auth0's client ``refresh_token``: whether each exchange replaces the token, for how many seconds a
+    replaced token may still be exchanged (two requests racing) before that counts as theft, and how long
+    tokens live."""
 
     rotation_type: Literal["rotating", "non-rotating"] = "non-rotating"
     leeway: Annotated[int, Field(ge=0, le=3600)] = 0
+    # Seconds a token (a rotating token's whole line) lives from the login, and may sit unused (None: no limit).
+    token_lifetime: Annotated[int, Field(ge=60, le=157_788_000)] = 30 * 24 * 3600
+    idle_token_lifetime: Annotated[int, Field(ge=60, le=157_788_000)] | None = None
 
 
 class ClientCreate(Strict):

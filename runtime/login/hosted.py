@@ -486,9 +486,11 @@ async def _tokens(
     if refresh is not None:
         body["refresh_token"] = refresh
     elif "offline_access" in scope.split():
+        lifetime, idle = client.refresh_token_lifetimes
         body["refresh_token"] = await services.store.oauth.issue_refresh_token(
-            tenant.id, client_id=client.client_id, user_id=user.id, session_id=grant.get("session_id"), scope=scope
-        )
+            tenant.id, client_id=client.client_id, user_id=user.id, session_id=grant.get("session_id"), scope=scope,
+            lifetime=lifetime, idle=idle,
+        )  # fmt: skip
     return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
@@ -565,10 +567,13 @@ async def _refresh_grant(
         "issuer": issuer(request, tenant.name),
     }
     refresh: str | None = presented
+    _, idle = client.refresh_token_lifetimes
     if client.rotates_refresh_tokens:
-        refresh = await services.store.oauth.rotate_refresh_token(tenant.id, record, leeway_s=leeway_s)
+        refresh = await services.store.oauth.rotate_refresh_token(tenant.id, record, leeway_s=leeway_s, idle=idle)
         if refresh is None:  # replaced meanwhile by another exchange, beyond the leeway
             return await _refresh_token_reused(services, tenant, client, record)
+    elif idle is not None:
+        await services.store.oauth.touch_refresh_token(tenant.id, record, idle=idle)
     return await _tokens(services, tenant, client, grant, refresh=refresh)
 
 

@@ -27,7 +27,7 @@ def _client(row: dict[str, Any]) -> Client:
         metadata=dict(row["metadata"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
-        refresh_token=dict(row["refresh_token"]),
+        refresh_token={**NON_ROTATING, **row["refresh_token"]},
     )
 
 

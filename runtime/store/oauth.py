@@ -111,15 +111,18 @@ class OAuth(Repository):
     # -- refresh tokens ------------------------------------------------------------------------
 
     async def issue_refresh_token(
-        self, tenant_id: str, *, client_id: str, user_id: str, session_id: str | None, scope: str
-    ) -> str:
+        self, tenant_id: str, *, client_id: str, user_id: str, session_id: str | None, scope: str,
+        lifetime: timedelta = REFRESH_TOKEN_LIFETIME, idle: timedelta | None = None,
+    ) -> str:  # fmt: skip
+        """A new refresh token (the first of its line), living `lifetime`, and `idle` unused if given."""
         token = new_secret()
         async with self.statement() as conn:
             await conn.execute(
                 "INSERT INTO refresh_tokens (tenant_id, id, token_hash, client_id, user_id, session_id, scope,"
-                " expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, now() + %s)",
+                " expires_at, idle_expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, now() + %s,"
+                " least(now() + %s, now() + %s))",
                 (parse_id(tenant_id, "tenant"), new_id(), secret_hash(token), client_id, user_id,
-                 parse_id(session_id, "session") if session_id else None, scope, REFRESH_TOKEN_LIFETIME),
+                 parse_id(session_id, "session") if session_id else None, scope, lifetime, lifetime, idle),
             )  # fmt: skip
         return token
 
@@ -128,7 +131,8 @@ class OAuth(Repository):
             row = await (
                 await conn.execute(
                     "SELECT * FROM refresh_tokens WHERE tenant_id = %s AND token_hash = %s AND client_id = %s"
-                    " AND revoked_at IS NULL AND expires_at > now()",
+                    " AND revoked_at IS NULL AND expires_at > now() AND (idle_expires_at IS NULL"
+                    " OR idle_expires_at > now())",
                     (parse_id(tenant_id, "tenant"), secret_hash(token), client_id),
                 )
             ).fetchone()
@@ -146,9 +150,21 @@ class OAuth(Repository):
             rotated_at=row["rotated_at"],
         )
 
-    async def rotate_refresh_token(self, tenant_id: str, token: RefreshToken, *, leeway_s: int) -> str | None:
-        """Replace `token` with a new one of its family (the family's expiry, scope and session), or None
-        when it was replaced more than `leeway_s` seconds ago: then the whole family is revoked."""
+    async def touch_refresh_token(self, tenant_id: str, token: RefreshToken, *, idle: timedelta | None) -> None:
+        """A token exchanged (and kept): its idle time starts again, never past its absolute expiry."""
+        async with self.statement() as conn:
+            await conn.execute(
+                "UPDATE refresh_tokens SET idle_expires_at = least(expires_at, now() + %s)"
+                " WHERE tenant_id = %s AND id = %s",
+                (idle, parse_id(tenant_id, "tenant"), parse_id(token.id, "refresh token")),
+            )
+
+    async def rotate_refresh_token(
+        self, tenant_id: str, token: RefreshToken, *, leeway_s: int, idle: timedelta | None = None
+    ) -> str | None:
+        """Replace `token` with a new one of its family (the family's expiry, scope and session; `idle` unused
+        from now, if given), or None when it was replaced more than `leeway_s` seconds ago: then the whole
+        family is revoked."""
         tid = parse_id(tenant_id, "tenant")
         fresh = new_secret()
         async with self.transaction() as conn:
@@ -163,10 +179,11 @@ class OAuth(Repository):
             if row is not None:
                 await conn.execute(
                     "INSERT INTO refresh_tokens (tenant_id, id, token_hash, client_id, user_id, session_id, scope,"
-                    " expires_at, family_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    " expires_at, family_id, idle_expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                    " least(%s, now() + %s))",
                     (tid, new_id(), secret_hash(fresh), token.client_id, token.user_id,
                      parse_id(token.session_id, "session") if token.session_id else None, token.scope,
-                     token.expires_at, parse_id(token.family_id, "refresh token")),
+                     token.expires_at, parse_id(token.family_id, "refresh token"), token.expires_at, idle),
                 )  # fmt: skip
                 return fresh
         await self.revoke_refresh_family(tid, token.family_id)

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from runtime.sandbox import CompiledAction
 
-# A client's refresh tokens unless it chooses rotation: the same token is returned by every exchange.
-NON_ROTATING: dict[str, Any] = {"rotation_type": "non-rotating", "leeway": 0}
+# A client's refresh tokens unless it chooses otherwise: the same token is returned by every exchange, for
+# 30 days from the login, however long it sits unused.
+NON_ROTATING: dict[str, Any] = {
+    "rotation_type": "non-rotating",
+    "leeway": 0,
+    "token_lifetime": 30 * 24 * 3600,
+    "idle_token_lifetime": None,
+}
 
 
 @dataclass(frozen=True)
@@ -131,12 +137,20 @@ class Client:
     metadata: dict[str, str]
     created_at: datetime
     updated_at: datetime
-    # {"rotation_type": "rotating" | "non-rotating", "leeway": seconds a replaced token still works}
+    # {"rotation_type": "rotating" | "non-rotating", "leeway": seconds a replaced token still works,
+    #  "token_lifetime": seconds from the login, "idle_token_lifetime": seconds unused, or None}
     refresh_token: dict[str, Any] = field(default_factory=lambda: dict(NON_ROTATING))
 
     @property
     def rotates_refresh_tokens(self) -> bool:
         return self.refresh_token.get("rotation_type") == "rotating"
+
+    @property
+    def refresh_token_lifetimes(self) -> tuple[timedelta, timedelta | None]:
+        """How long a refresh token lives from the login, and unused (None: no idle limit)."""
+        settings = {**NON_ROTATING, **self.refresh_token}
+        idle = settings["idle_token_lifetime"]
+        return timedelta(seconds=settings["token_lifetime"]), timedelta(seconds=idle) if idle else None
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
+import psycopg
 import pytest
 from starlette.testclient import TestClient
 
+from runtime.store.logins import secret_hash
 from tests.fix_api import TenantClient
 from tests.flows.test_flow_api import FACTOR, METHOD, SECRET, bind
 
@@ -302,7 +304,8 @@ def offline_tokens(site: Site) -> dict[str, Any]:
 def test_refresh_tokens_stay_the_same_unless_the_client_rotates_them(tenant: TenantClient) -> None:
     site = make_site(tenant, None)
     client = tenant.get(f"/api/v2/clients/{site.client_id}").json()
-    assert client["refresh_token"] == {"rotation_type": "non-rotating", "leeway": 0}
+    assert client["refresh_token"] == {"rotation_type": "non-rotating", "leeway": 0, "token_lifetime": 2_592_000,
+                                       "idle_token_lifetime": None}  # fmt: skip
     first = offline_tokens(site)["refresh_token"]
     again = refresh(site, first)
     assert again.status_code == 200, again.text
@@ -315,7 +318,7 @@ def test_a_rotated_refresh_token_presented_again_revokes_its_line(tenant: Tenant
     (a copy someone else holds) revokes the line, the newest token too."""
     site = make_site(tenant, None)
     updated = tenant.patch(f"/api/v2/clients/{site.client_id}", json={"refresh_token": {"rotation_type": "rotating"}})
-    assert updated.json()["refresh_token"] == {"rotation_type": "rotating", "leeway": 0}
+    assert updated.json()["refresh_token"]["rotation_type"] == "rotating"
     first = offline_tokens(site)["refresh_token"]
     second = refresh(site, first).json()["refresh_token"]
     third = refresh(site, second).json()["refresh_token"]
@@ -341,8 +344,37 @@ def test_within_the_leeway_a_rotated_token_is_exchanged_again(tenant: TenantClie
     assert refresh(site, two.json()["refresh_token"]).status_code == 200
 
 
+def test_refresh_tokens_end_with_their_lifetimes(tenant: TenantClient, database_url: str) -> None:
+    """A client's lifetimes: a token unused past its idle lifetime is refused; each exchange starts the idle
+    time again (never past the absolute expiry); a token past its absolute lifetime is refused."""
+    site = make_site(tenant, None)
+    tenant.patch(f"/api/v2/clients/{site.client_id}", json={"refresh_token": {
+        "token_lifetime": 7 * 86400, "idle_token_lifetime": 3600}})  # fmt: skip
+    token = offline_tokens(site)["refresh_token"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT expires_at - created_at, idle_expires_at - created_at FROM refresh_tokens"
+                           " WHERE token_hash = %s", (secret_hash(token),)).fetchone()  # fmt: skip
+        assert row is not None and row[0].days == 7 and 3590 < row[1].total_seconds() < 3610
+
+        def age(**moved: str) -> None:
+            sets = ", ".join(f"{column} = now() + interval '{delta}'" for column, delta in moved.items())
+            conn.execute(f"UPDATE refresh_tokens SET {sets} WHERE token_hash = %s", (secret_hash(token),))
+
+        age(idle_expires_at="10 seconds")
+        assert refresh(site, token).status_code == 200
+        renewed = conn.execute("SELECT idle_expires_at - now() FROM refresh_tokens WHERE token_hash = %s",
+                               (secret_hash(token),)).fetchone()  # fmt: skip
+        assert renewed is not None and renewed[0].total_seconds() > 3500
+        age(idle_expires_at="-1 second")
+        idle = refresh(site, token)
+        assert idle.status_code == 400 and idle.json()["error"] == "invalid_grant"
+        age(idle_expires_at="1 hour", expires_at="-1 second")
+        assert refresh(site, token).status_code == 400
+
+
 @pytest.mark.parametrize("config", [{"rotation_type": "sometimes"}, {"leeway": -1}, {"leeway": 7200},
-                                      {"rotation_type": "rotating", "expiration_type": "expiring"}])  # fmt: skip
+                                      {"rotation_type": "rotating", "expiration_type": "expiring"},
+                                      {"token_lifetime": 10}, {"idle_token_lifetime": 0}])  # fmt: skip
 def test_refresh_token_settings_are_checked(tenant: TenantClient, config: dict[str, Any]) -> None:
     reply = tenant.post("/api/v2/clients", json={"name": "App", "refresh_token": config})
     assert reply.status_code == 400, reply.text

@@ -144,10 +144,11 @@ def test_a_tenant_manages_its_settings_clients_and_users(acme: Tollgate) -> None
     assert hosts == {"allowed_redirect_hosts": ["mfa.example.com:8443", "verify.example.com"]} == acme.settings.get()
     client = acme.clients.create("web", callbacks=["https://app.example.com/cb"], metadata={"tier": "gold"})
     assert client["client_secret"]
-    assert client["refresh_token"] == {"rotation_type": "non-rotating", "leeway": 0}
+    assert client["refresh_token"]["rotation_type"] == "non-rotating"
     assert acme.clients.update(client["client_id"], callbacks=[])["callbacks"] == []
     rotating = acme.clients.update(client["client_id"], refresh_token={"rotation_type": "rotating", "leeway": 30})
-    assert rotating["refresh_token"] == {"rotation_type": "rotating", "leeway": 30}
+    assert rotating["refresh_token"] == {"rotation_type": "rotating", "leeway": 30, "token_lifetime": 2_592_000,
+                                         "idle_token_lifetime": None}  # fmt: skip
     assert acme.clients.get(client["client_id"])["client_metadata"] == {"tier": "gold"}
     assert [c["name"] for c in acme.clients.list()] == ["web"]
     assert "client_secret" not in acme.clients.list()[0]
@@ -276,10 +277,12 @@ def test_a_descriptor_sets_a_clients_refresh_token_rotation(acme: Tollgate, tmp_
         return said
 
     rotating = {"name": "SPA", "callbacks": ["https://spa.example.com/cb"],
-                "refresh_token": {"rotation_type": "rotating", "leeway": 5}}  # fmt: skip
-    assert any("refresh tokens rotated (leeway 5 s)" in line for line in deploy(rotating))
-    assert acme.clients.list()[0]["refresh_token"] == {"rotation_type": "rotating", "leeway": 5}
+                "refresh_token": {"rotation_type": "rotating", "leeway": 5, "idle_token_lifetime": 86400}}  # fmt: skip
+    said = deploy(rotating)
+    assert any("refresh tokens rotated (leeway 5 s), living 30 days, 1 day unused" in line for line in said), said
+    assert acme.clients.list()[0]["refresh_token"] == {"rotation_type": "rotating", "leeway": 5,
+                                                       "token_lifetime": 2_592_000, "idle_token_lifetime": 86400}  # fmt: skip
     assert "client 'SPA': unchanged" in deploy(rotating)
     plain = {"name": "SPA", "callbacks": ["https://spa.example.com/cb"]}
-    assert any("refresh tokens not rotated" in line for line in deploy(plain))
-    assert acme.clients.list()[0]["refresh_token"] == {"rotation_type": "non-rotating", "leeway": 0}
+    assert any("refresh tokens not rotated, living 30 days" in line for line in deploy(plain))
+    assert acme.clients.list()[0]["refresh_token"]["rotation_type"] == "non-rotating"
