@@ -6,7 +6,6 @@ requests are taken once, atomically.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -119,10 +118,10 @@ class OAuth(Repository):
         async with self.statement() as conn:
             await conn.execute(
                 "INSERT INTO refresh_tokens (tenant_id, id, token_hash, client_id, user_id, session_id, scope,"
-                " expires_at, idle_expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, now() + %s,"
-                " least(now() + %s, now() + %s))",
+                " expires_at, idle_expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, now() + %s, now() + %s)",
                 (parse_id(tenant_id, "tenant"), new_id(), secret_hash(token), client_id, user_id,
-                 parse_id(session_id, "session") if session_id else None, scope, lifetime, lifetime, idle),
+                 parse_id(session_id, "session") if session_id else None, scope, lifetime,
+                 min(lifetime, idle) if idle else lifetime),
             )  # fmt: skip
         return token
 
@@ -186,13 +185,12 @@ class OAuth(Repository):
                      token.expires_at, parse_id(token.family_id, "refresh token"), token.expires_at, idle),
                 )  # fmt: skip
                 return fresh
-        await self.revoke_refresh_family(tid, token.family_id)
+        await self.revoke_refresh_family(tenant_id, token.family_id)
         return None
 
-    async def revoke_refresh_family(self, tenant_id: str | uuid.UUID, family_id: str) -> None:
+    async def revoke_refresh_family(self, tenant_id: str, family_id: str) -> None:
         """Revoke every token of a family (a replaced one came back: a copy is in other hands)."""
-        tid = tenant_id if isinstance(tenant_id, uuid.UUID) else parse_id(tenant_id, "tenant")
-        fid = parse_id(family_id, "refresh token")
+        tid, fid = parse_id(tenant_id, "tenant"), parse_id(family_id, "refresh token")
         async with self.statement() as conn:
             await conn.execute(
                 "UPDATE refresh_tokens SET revoked_at = now() WHERE tenant_id = %s AND (family_id = %s OR id = %s)"

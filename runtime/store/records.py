@@ -148,9 +148,8 @@ class Client:
     @property
     def refresh_token_lifetimes(self) -> tuple[timedelta, timedelta | None]:
         """How long a refresh token lives from the login, and unused (None: no idle limit)."""
-        settings = {**NON_ROTATING, **self.refresh_token}
-        idle = settings["idle_token_lifetime"]
-        return timedelta(seconds=settings["token_lifetime"]), timedelta(seconds=idle) if idle else None
+        idle = self.refresh_token["idle_token_lifetime"]
+        return timedelta(seconds=self.refresh_token["token_lifetime"]), timedelta(seconds=idle) if idle else None
 
 
 @dataclass(frozen=True)
