@@ -480,6 +480,35 @@ static void pe_init(void)
 
 /* percentEncode(text, set): UTF-8 bytes of `text` in `set` as %XX; lone
  * surrogates become U+FFFD; PE_FORM writes spaces as '+'. */
+/* The UTF-8 bytes s[0..len) with those in `set` written as %XX (lone
+ * surrogates as U+FFFD, PE_FORM's spaces as '+') into `out`, which has room
+ * for 3 * len bytes. Returns the length written. */
+static size_t pe_write(int set, const char *s, size_t len, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t ch = (uint8_t)s[i];
+        /* A lone surrogate, which QuickJS writes as a 3-byte ED A0..BF xx sequence. */
+        if (ch == 0xED && i + 2 < len && ((uint8_t)s[i + 1] & 0xE0) == 0xA0) {
+            memcpy(out + o, "%EF%BF%BD", 9);
+            o += 9;
+            i += 2;
+            continue;
+        }
+        if (set == PE_FORM && ch == ' ') {
+            out[o++] = '+';
+        } else if (pe_in_set(set, ch)) {
+            out[o++] = '%';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        } else {
+            out[o++] = (char)ch;
+        }
+    }
+    return o;
+}
+
 static JSValue nat_percent_encode(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
 {
     (void)this_val; (void)argc;
@@ -499,33 +528,12 @@ static JSValue nat_percent_encode(JSContext *c, JSValueConst this_val, int argc,
         JS_FreeCString(c, s);
         return JS_DupValue(c, argv[0]);
     }
-    static const char hex[] = "0123456789ABCDEF";
     char *out = js_malloc(c, len * 3 + 1);
     if (!out) {
         JS_FreeCString(c, s);
         return JS_EXCEPTION;
     }
-    memcpy(out, s, i);
-    size_t o = i;
-    for (; i < len; i++) {
-        uint8_t ch = (uint8_t)s[i];
-        /* A lone surrogate, which QuickJS writes as a 3-byte ED A0..BF xx sequence. */
-        if (ch == 0xED && i + 2 < len && ((uint8_t)s[i + 1] & 0xE0) == 0xA0) {
-            memcpy(out + o, "%EF%BF%BD", 9);
-            o += 9;
-            i += 2;
-            continue;
-        }
-        if (set == PE_FORM && ch == ' ') {
-            out[o++] = '+';
-        } else if (pe_in_set(set, ch)) {
-            out[o++] = '%';
-            out[o++] = hex[ch >> 4];
-            out[o++] = hex[ch & 15];
-        } else {
-            out[o++] = (char)ch;
-        }
-    }
+    size_t o = pe_write(set, s, len, out);
     JS_FreeCString(c, s);
     JSValue r = JS_NewStringLen(c, out, o);
     js_free(c, out);
@@ -843,6 +851,82 @@ static JSValue url_part(JSContext *c, const char *s, size_t from, size_t to, int
     return present ? JS_NewStringLen(c, s + from, to - from) : JS_UNDEFINED;
 }
 
+/* Where the parts of a canonical absolute http(s) URL lie (see simpleUrl). */
+typedef struct {
+    size_t scheme_end, host_start, host_end, last_label, port_start, port_end;
+    size_t path_start, path_end, query_start, query_end, frag_start;
+    int has_port, has_query, has_frag, flags;
+} simple_url_t;
+
+/* 1 when s[0..n) is an absolute http(s) URL already in canonical form (see
+ * simpleUrl below), its parts in `p`; 0 for anything else. */
+static int scan_simple_url(const char *s, size_t n, simple_url_t *p)
+{
+    const uint8_t *u = (const uint8_t *)s;
+    size_t i;
+    memset(p, 0, sizeof *p);
+    if (n >= 8 && memcmp(s, "https://", 8) == 0)
+        p->scheme_end = 5;
+    else if (n >= 7 && memcmp(s, "http://", 7) == 0)
+        p->scheme_end = 4;
+    else
+        return 0;
+    i = p->host_start = p->scheme_end + 3;
+    for (;;) { /* one label, then a dot and another, or the end of the host */
+        size_t label = i;
+        while (i < n && ((u[i] >= 'a' && u[i] <= 'z') || (u[i] >= '0' && u[i] <= '9') || u[i] == '-'))
+            i++;
+        if (i == label)
+            return 0;
+        p->last_label = label;
+        if (i < n && u[i] == '.') {
+            i++;
+            continue;
+        }
+        break;
+    }
+    p->host_end = i;
+    if (i < n && u[i] == ':') {
+        p->port_start = ++i;
+        while (i < n && u[i] >= '0' && u[i] <= '9' && i - p->port_start < 5)
+            i++;
+        p->port_end = i;
+        if (p->port_end == p->port_start)
+            return 0;
+        p->has_port = 1;
+    }
+    p->path_start = i;
+    if (i < n && u[i] != '/' && u[i] != '?' && u[i] != '#')
+        return 0;
+    while (i < n && (u[i] == '/' || url_path_char(u[i]))) {
+        if (u[i] == '/' && i + 1 < n &&
+            (u[i + 1] == '.' || (u[i + 1] == '%' && i + 3 < n && u[i + 2] == '2' && (u[i + 3] | 0x20) == 'e')))
+            p->flags |= 1;
+        i++;
+    }
+    p->path_end = i;
+    if (i < n && u[i] == '?') {
+        p->query_start = ++i;
+        while (i < n && (url_path_char(u[i]) || u[i] == '/' || u[i] == '?'))
+            i++;
+        p->query_end = i;
+        p->has_query = 1;
+    }
+    if (i < n && u[i] == '#') {
+        p->frag_start = ++i;
+        while (i < n && (url_path_char(u[i]) || u[i] == '/' || u[i] == '?' || u[i] == '\''))
+            i++;
+        p->has_frag = 1;
+    }
+    if (i != n)
+        return 0;
+    p->flags |= 2;
+    for (size_t k = p->last_label; k < p->host_end; k++)
+        if (!((u[k] >= '0' && u[k] <= '9') || (u[k] >= 'a' && u[k] <= 'f') || u[k] == 'x'))
+            p->flags &= ~2;
+    return 1;
+}
+
 /* simpleUrl(input): the parts of an absolute http(s) URL that is already in
  * canonical form, or null for anything else (the prelude's full parser then
  * takes it). Canonical: scheme http or https; a host of lower-case labels
@@ -855,89 +939,28 @@ static JSValue url_part(JSContext *c, const char *s, size_t from, size_t to, int
  * label has only [0-9a-fx] (it may be an IPv4 number). */
 static JSValue nat_simple_url(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
 {
+    (void)this_val;
     if (argc < 1 || !JS_IsString(argv[0]))
         return JS_NULL;
     size_t n;
     const char *s = JS_ToCStringLen(c, &n, argv[0]);
     if (!s)
         return JS_EXCEPTION;
-    const uint8_t *u = (const uint8_t *)s;
-    size_t i, scheme_end, host_start, host_end, last_label = 0, port_start = 0, port_end = 0;
-    size_t path_start, path_end, query_start = 0, query_end = 0, frag_start = 0;
-    int has_port = 0, has_query = 0, has_frag = 0, flags = 0;
+    simple_url_t p;
     JSValue out = JS_NULL;
-
-    if (n >= 8 && memcmp(s, "https://", 8) == 0)
-        scheme_end = 5;
-    else if (n >= 7 && memcmp(s, "http://", 7) == 0)
-        scheme_end = 4;
-    else
+    if (!scan_simple_url(s, n, &p))
         goto done;
-    i = host_start = scheme_end + 3;
-    for (;;) { /* one label, then a dot and another, or the end of the host */
-        size_t label = i;
-        while (i < n && ((u[i] >= 'a' && u[i] <= 'z') || (u[i] >= '0' && u[i] <= '9') || u[i] == '-'))
-            i++;
-        if (i == label)
-            goto done;
-        last_label = label;
-        if (i < n && u[i] == '.') {
-            i++;
-            continue;
-        }
-        break;
-    }
-    host_end = i;
-    if (i < n && u[i] == ':') {
-        port_start = ++i;
-        while (i < n && u[i] >= '0' && u[i] <= '9' && i - port_start < 5)
-            i++;
-        port_end = i;
-        if (port_end == port_start)
-            goto done;
-        has_port = 1;
-    }
-    path_start = i;
-    if (i < n && u[i] != '/' && u[i] != '?' && u[i] != '#')
-        goto done;
-    while (i < n && (u[i] == '/' || url_path_char(u[i]))) {
-        if (u[i] == '/' && i + 1 < n &&
-            (u[i + 1] == '.' || (u[i + 1] == '%' && i + 3 < n && u[i + 2] == '2' && (u[i + 3] | 0x20) == 'e')))
-            flags |= 1;
-        i++;
-    }
-    path_end = i;
-    if (i < n && u[i] == '?') {
-        query_start = ++i;
-        while (i < n && (url_path_char(u[i]) || u[i] == '/' || u[i] == '?'))
-            i++;
-        query_end = i;
-        has_query = 1;
-    }
-    if (i < n && u[i] == '#') {
-        frag_start = ++i;
-        while (i < n && (url_path_char(u[i]) || u[i] == '/' || u[i] == '?' || u[i] == '\''))
-            i++;
-        has_frag = 1;
-    }
-    if (i != n)
-        goto done;
-    flags |= 2;
-    for (size_t k = last_label; k < host_end; k++)
-        if (!((u[k] >= '0' && u[k] <= '9') || (u[k] >= 'a' && u[k] <= 'f') || u[k] == 'x'))
-            flags &= ~2;
-
     out = JS_NewArray(c);
     if (JS_IsException(out))
         goto done;
     JSValue parts[7] = {
-        JS_NewStringLen(c, s, scheme_end + 1),
-        url_part(c, s, host_start, host_end, 1),
-        url_part(c, s, port_start, port_end, has_port),
-        url_part(c, s, path_start, path_end, 1),
-        url_part(c, s, query_start, query_end, has_query),
-        url_part(c, s, frag_start, n, has_frag),
-        JS_NewInt32(c, flags),
+        JS_NewStringLen(c, s, p.scheme_end + 1),
+        url_part(c, s, p.host_start, p.host_end, 1),
+        url_part(c, s, p.port_start, p.port_end, p.has_port),
+        url_part(c, s, p.path_start, p.path_end, 1),
+        url_part(c, s, p.query_start, p.query_end, p.has_query),
+        url_part(c, s, p.frag_start, n, p.has_frag),
+        JS_NewInt32(c, p.flags),
     };
     for (uint32_t k = 0; k < 7; k++) {
         if (JS_IsException(parts[k]) || JS_SetPropertyUint32(c, out, k, parts[k]) < 0) {
@@ -951,6 +974,101 @@ static JSValue nat_simple_url(JSContext *c, JSValueConst this_val, int argc, JSV
 done:
     JS_FreeCString(c, s);
     return out;
+}
+
+/* The intrinsic String function (taken before any action runs), for
+ * String(value) of a symbol, which ToString refuses. */
+static JSValue string_function = JS_UNDEFINED;
+
+/* Append `text` (UTF-8) to the growing string at *out, form-encoded. */
+static int append_form(JSContext *c, char **out, size_t *len, size_t *cap, const char *text, size_t n)
+{
+    size_t need = *len + 3 * n + 2;
+    if (need > *cap) {
+        size_t cap2 = need * 2;
+        char *grown = js_realloc(c, *out, cap2);
+        if (!grown)
+            return -1;
+        *out = grown;
+        *cap = cap2;
+    }
+    *len += pe_write(PE_FORM, text, n, *out + *len);
+    return 0;
+}
+
+/* redirectUrl(url, query): what the prelude's redirectTarget(url, query)
+ * returns, made in one step for the common case: `url` a canonical absolute
+ * http(s) URL (see simpleUrl) without port, query or fragment, and `query`
+ * undefined or an object, whose own enumerable string-keyed properties are
+ * appended in Object.keys order as form-encoded `key=String(value)` pairs,
+ * undefined values left out. null for any other `url` (before reading
+ * `query`): the prelude then takes its general path. */
+static JSValue nat_redirect_url(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    (void)this_val;
+    if (argc < 2 || !JS_IsString(argv[0]) || !(JS_IsUndefined(argv[1]) || JS_IsObject(argv[1])))
+        return JS_NULL;
+    size_t n;
+    const char *s = JS_ToCStringLen(c, &n, argv[0]);
+    if (!s)
+        return JS_EXCEPTION;
+    simple_url_t p;
+    if (!scan_simple_url(s, n, &p) || p.flags || p.has_port || p.has_query || p.has_frag) {
+        JS_FreeCString(c, s);
+        return JS_NULL;
+    }
+    size_t len = 0, cap = n + 64;
+    char *out = js_malloc(c, cap);
+    JSValue result = JS_EXCEPTION;
+    JSPropertyEnum *keys = NULL;
+    uint32_t count = 0;
+    if (!out)
+        goto done;
+    memcpy(out, s, n);
+    len = n;
+    if (p.path_end == p.path_start)
+        out[len++] = '/';
+    if (JS_IsObject(argv[1])) {
+        if (JS_GetOwnPropertyNames(c, &keys, &count, argv[1], JS_GPN_STRING_MASK | JS_GPN_ENUM_ONLY) < 0) {
+            keys = NULL;
+            goto done;
+        }
+        int first = 1;
+        for (uint32_t k = 0; k < count; k++) {
+            JSValue v = JS_GetProperty(c, argv[1], keys[k].atom);
+            if (JS_IsException(v))
+                goto done;
+            if (JS_IsUndefined(v))
+                continue;
+            JSValue text = JS_IsSymbol(v) ? JS_Call(c, string_function, JS_UNDEFINED, 1, (JSValueConst *)&v)
+                                          : JS_ToString(c, v);
+            JS_FreeValue(c, v);
+            if (JS_IsException(text))
+                goto done;
+            size_t key_len, value_len;
+            const char *key = JS_AtomToCStringLen(c, &key_len, keys[k].atom);
+            const char *value = key ? JS_ToCStringLen(c, &value_len, text) : NULL;
+            JS_FreeValue(c, text);
+            int failed = !key || !value;
+            if (!failed) {
+                out[len++] = first ? '?' : '&'; /* append_form keeps room for one more byte */
+                failed = append_form(c, &out, &len, &cap, key, key_len) ||
+                         (out[len++] = '=', append_form(c, &out, &len, &cap, value, value_len));
+            }
+            JS_FreeCString(c, key);
+            JS_FreeCString(c, value);
+            if (failed)
+                goto done;
+            first = 0;
+        }
+    }
+    result = JS_NewStringLen(c, out, len);
+done:
+    if (keys)
+        JS_FreePropertyEnum(c, keys, count);
+    js_free(c, out);
+    JS_FreeCString(c, s);
+    return result;
 }
 
 static const JSCFunctionListEntry native_functions[] = {
@@ -971,6 +1089,7 @@ static const JSCFunctionListEntry native_functions[] = {
     JS_CFUNC_DEF("log", 2, nat_log),
     JS_CFUNC_DEF("command", 1, nat_command),
     JS_CFUNC_DEF("simpleUrl", 1, nat_simple_url),
+    JS_CFUNC_DEF("redirectUrl", 2, nat_redirect_url),
     JS_CFUNC_DEF("signJwt", 3, nat_sign_jwt),
 };
 
@@ -1109,6 +1228,9 @@ uint32_t tg_init(uint32_t len)
     tg_status.input_ptr = (uint32_t)(uintptr_t)tg_input_static;
     tg_status.input_cap = TG_INPUT_STATIC_BYTES;
     make_runtime();
+    JSValue global_object = JS_GetGlobalObject(ctx);
+    string_function = JS_GetPropertyStr(ctx, global_object, "String");
+    JS_FreeValue(ctx, global_object);
     /* First, so that the accessors sit together on a few pages: an execution
      * reads the pages of those it uses. */
     tg_msgpack_prepare_keys(ctx, LAZY_KEYS, sizeof LAZY_KEYS / sizeof LAZY_KEYS[0]);

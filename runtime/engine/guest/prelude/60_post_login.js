@@ -127,6 +127,9 @@ function setTransactionMetadata(event, key, value) {
 // The URL sendUserTo sends the browser to: `url` with each `query` entry set
 // (replacing a parameter of the same name, as URLSearchParams.set does).
 function redirectTarget(url, query) {
+  // A canonical https URL without query (the usual target) is made in one native step.
+  const made = native.redirectUrl(url, query);
+  if (made !== null) return made;
   const target = new URL(url);
   if (query === undefined) return target.href;
   if (!isObject(query)) throw new TypeErrorCtor('The "query" option must be an object');
