@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import time
+import uuid
 from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Json, Jsonb
 
 from runtime.limits import Quotas
-from runtime.store.base import Conn, Repository, new_id, parse_id
+from runtime.store.base import Conn, Repository, issued_at_ms, new_time_id, parse_id
 from runtime.store.errors import NotFound
 from runtime.store.records import Execution
 
@@ -33,6 +35,9 @@ def _execution(row: dict[str, Any]) -> Execution:
 
 # A batch of records past their tenant's retention, oldest first, found tenant by tenant through the
 # index on (tenant_id, created_at): the cost is the rows deleted, not the size of the table.
+# How far apart the clocks of two server processes (on different hosts) may be, for reading an id's time.
+CLOCK_SKEW_S = 1.0
+
 SWEEP = (
     "DELETE FROM executions WHERE ctid = ANY(ARRAY(SELECT old.ctid FROM tenants t CROSS JOIN LATERAL"
     " (SELECT e.ctid FROM executions e WHERE e.tenant_id = t.id AND e.created_at < now()"
@@ -73,7 +78,7 @@ class Executions(Repository):
                     " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
                     (
                         tid,
-                        new_id(),
+                        new_time_id(),
                         trigger_id,
                         kind,
                         status,
@@ -88,13 +93,14 @@ class Executions(Repository):
 
     async def get(self, tenant_id: str, execution_id: str) -> Execution:
         """A record by its id. A login's record may still be on its way from another server process
-        (written behind the login's answer), so an id that is missing is looked for again, every 50 ms
-        for a moment (the write-behind's grace), before the answer is that there is no such record."""
+        (written behind the login's answer), so a missing id issued moments ago is looked for again,
+        every 50 ms for a moment (the write-behind's grace), before the answer is that there is no such
+        record. Any other missing id (issued earlier, or never) is not found at once."""
         tid = parse_id(tenant_id, "tenant")
         eid = parse_id(execution_id, "execution")
         await self.settled()
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + (self.behind.grace_s if self.behind is not None else 0.0)
+        give_up = loop.time() + self._grace_s(eid)
         while True:
             async with self.statement() as conn:
                 row = await (
@@ -105,6 +111,15 @@ class Executions(Repository):
             if loop.time() >= give_up:
                 raise NotFound(f"no execution with the id {execution_id!r}")
             await asyncio.sleep(0.05)
+
+    def _grace_s(self, eid: uuid.UUID) -> float:
+        """How long a missing record with this id may still take to show."""
+        if self.behind is None:
+            return 0.0
+        issued = issued_at_ms(eid)
+        if issued is None or issued < time.time() * 1000 - (self.behind.grace_s + CLOCK_SKEW_S) * 1000:
+            return 0.0  # not a record id of ours, or issued long enough ago to have been written
+        return self.behind.grace_s
 
     async def list(
         self,

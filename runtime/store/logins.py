@@ -20,7 +20,7 @@ from typing import Any
 
 from psycopg.types.json import Json, Jsonb
 
-from runtime.store.base import Conn, Repository, Writer, Writes, expired_rows, new_id, parse_id
+from runtime.store.base import Conn, Repository, Writer, Writes, expired_rows, new_id, new_time_id, parse_id
 from runtime.store.errors import NotFound
 
 __all__ = ["ExternalSession", "FlowHead", "Logins", "SessionRow", "new_secret", "secret_hash"]
@@ -366,7 +366,7 @@ class Logins(Repository):
                 (status, Json(results), tid, uuid.UUID(execution_id)),
             )
             return execution_id
-        eid = new_id()
+        eid = new_time_id()
         # Created when the flow stopped, not when a batch wrote it (the stats' periods end at the same clock).
         query = (
             "INSERT INTO executions (tenant_id, id, trigger_id, kind, status, results, event, created_at)"

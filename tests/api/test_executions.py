@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import time
+import uuid
 from typing import Any
 
 import psycopg
@@ -13,6 +14,7 @@ import pytest
 
 from runtime.config import Settings
 from runtime.store import Store
+from runtime.store.base import issued_at_ms, new_time_id
 from runtime.vault import MasterKeyring
 from tests.fix_api import TenantClient
 from tests.flows.test_flow_api import RESUME, base_event, bind, come_back, state_of
@@ -161,13 +163,11 @@ def test_a_record_on_its_way_from_another_process_is_waited_for_a_moment(
     tenant: TenantClient, database_url: str
 ) -> None:
     """Another server process writes its logins' records just after their answers: a record asked for
-    by the id a login returned, before that process has written it, is found once it has; an id that
-    never comes is not found after the grace."""
-    import uuid
-
+    by the id a login returned, before that process has written it, is found once it has; an id issued
+    moments ago that never comes is not found after the grace."""
     behind = tenant.client.app.state.services.store.records_behind
     grace, behind.grace_s = behind.grace_s, 10.0
-    execution_id = str(uuid.uuid4())
+    execution_id = str(new_time_id())
 
     def the_other_process_writes() -> None:
         time.sleep(0.3)
@@ -190,6 +190,35 @@ def test_a_record_on_its_way_from_another_process_is_waited_for_a_moment(
     finally:
         behind.grace_s = grace
     started = time.monotonic()
-    missing = tenant.get(f"/api/v2/actions/executions/{uuid.uuid4()}")
+    missing = tenant.get(f"/api/v2/actions/executions/{new_time_id()}")
     assert missing.status_code == 404
     assert time.monotonic() - started >= grace
+
+
+def test_an_id_not_issued_moments_ago_is_not_found_at_once(tenant: TenantClient) -> None:
+    """Only a record id issued within the write-behind's grace can still be on its way: an id issued
+    earlier, or one of another kind (a guess), is not found without waiting."""
+    behind = tenant.client.app.state.services.store.records_behind
+    grace, behind.grace_s = behind.grace_s, 30.0
+    a_minute_ago = uuid.UUID(
+        int=(new_time_id().int & ~(((1 << 48) - 1) << 80)) | ((int(time.time() * 1000) - 60_000) << 80)
+    )
+    assert issued_at_ms(a_minute_ago) is not None
+    try:
+        for missing in (a_minute_ago, uuid.uuid4()):
+            started = time.monotonic()
+            assert tenant.get(f"/api/v2/actions/executions/{missing}").status_code == 404
+            assert time.monotonic() - started < 20  # not the 30 s grace
+    finally:
+        behind.grace_s = grace
+
+
+def test_record_ids_tell_when_they_were_issued() -> None:
+    """Execution record ids are UUIDs of version 7: their time is the time they were issued, and each is new."""
+    before = int(time.time() * 1000)
+    ids = [new_time_id() for _ in range(1000)]
+    after = int(time.time() * 1000)
+    assert len(set(ids)) == 1000
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    assert all(before <= (issued_at_ms(i) or 0) <= after for i in ids)
+    assert issued_at_ms(uuid.uuid4()) is None
