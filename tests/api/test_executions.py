@@ -90,6 +90,8 @@ def test_records_are_swept_after_their_tenants_retention(
     for t in (short, default):
         bind(t, ("prints", PRINTS, [{"name": "TOKEN", "value": SECRET_VALUE}]))
         login(t)
+        # Listing waits for the records written behind the answers: only then can they be backdated.
+        assert t.get("/api/v2/actions/executions").json()["total"] == 1
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("UPDATE executions SET created_at = now() - interval '2 days' WHERE tenant_id = ANY(%s)",
                      ([short.id, default.id],))  # fmt: skip
