@@ -98,6 +98,20 @@ def test_base64_helpers_match_python() -> None:
     ]
 
 
+def test_hex_reads_and_writes_as_node_does() -> None:
+    """Hex is written lower-case, every byte value included, and read in pairs up to the first pair that is
+    not one (upper-case digits allowed, a trailing single digit left out), as Node's Buffer reads it."""
+    out = single_log(
+        "const all = Buffer.alloc(256); for (let i = 0; i < 256; i++) all[i] = i;"
+        "console.log(JSON.stringify([all.toString('hex'), Array.from(Buffer.from(all.toString('hex').toUpperCase(), 'hex')),"
+        " ['0aFf1g', 'abc', ' 1', '1 2', '-1', 'é1', '', '0x10'].map((t) => Array.from(Buffer.from(t, 'hex')))]));"
+    )
+    written, read_back, partial = json.loads(out)
+    assert written == bytes(range(256)).hex()
+    assert read_back == list(range(256))
+    assert partial == [[0x0A, 0xFF], [0xAB], [], [], [], [], [], []]
+
+
 def test_crypto_hashes_match_python() -> None:
     """createHash and createHmac (sha256) give the digests hashlib and hmac give."""
     out = single_log(

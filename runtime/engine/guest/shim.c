@@ -548,6 +548,58 @@ static int hex_value(uint8_t ch)
     return -1;
 }
 
+/* hexEncode(bytes): the bytes (a string's UTF-8, an ArrayBuffer or a typed
+ * array) as lower-case hex. */
+static JSValue nat_hex_encode(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    (void)this_val; (void)argc;
+    static const char hex[] = "0123456789abcdef";
+    bytes_t d;
+    if (get_bytes(c, argv[0], &d))
+        return JS_EXCEPTION;
+    char *out = js_malloc(c, 2 * d.len + 1);
+    if (!out) {
+        free_bytes(c, &d);
+        return JS_EXCEPTION;
+    }
+    for (size_t i = 0; i < d.len; i++) {
+        out[2 * i] = hex[d.data[i] >> 4];
+        out[2 * i + 1] = hex[d.data[i] & 15];
+    }
+    JSValue r = JS_NewStringLen(c, out, 2 * d.len);
+    js_free(c, out);
+    free_bytes(c, &d);
+    return r;
+}
+
+/* hexDecode(text): an ArrayBuffer of the bytes of text's hex digit pairs, up
+ * to the first pair that is not one (a trailing single digit is left out),
+ * as Node's Buffer.from(text, 'hex') reads it. */
+static JSValue nat_hex_decode(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    (void)this_val; (void)argc;
+    size_t n;
+    const char *s = JS_ToCStringLen(c, &n, argv[0]);
+    if (!s)
+        return JS_EXCEPTION;
+    uint8_t *out = js_malloc(c, n / 2 + 1);
+    if (!out) {
+        JS_FreeCString(c, s);
+        return JS_EXCEPTION;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        int hi = hex_value((uint8_t)s[i]), lo = hex_value((uint8_t)s[i + 1]);
+        if (hi < 0 || lo < 0)
+            break;
+        out[o++] = (uint8_t)(hi << 4 | lo);
+    }
+    JSValue r = JS_NewArrayBufferCopy(c, out, o);
+    js_free(c, out);
+    JS_FreeCString(c, s);
+    return r;
+}
+
 /* percentDecode(text, plusIsSpace): %XX sequences to bytes, then UTF-8. */
 static JSValue nat_percent_decode(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
 {
@@ -1080,6 +1132,8 @@ static const JSCFunctionListEntry native_functions[] = {
     JS_CFUNC_DEF("utf8Decode", 1, nat_utf8_decode),
     JS_CFUNC_DEF("utf8Length", 1, nat_utf8_length),
     JS_CFUNC_DEF("percentEncode", 2, nat_percent_encode),
+    JS_CFUNC_DEF("hexEncode", 1, nat_hex_encode),
+    JS_CFUNC_DEF("hexDecode", 1, nat_hex_decode),
     JS_CFUNC_DEF("percentDecode", 2, nat_percent_decode),
     JS_CFUNC_DEF("base64Encode", 2, nat_base64_encode),
     JS_CFUNC_DEF("base64Decode", 1, nat_base64_decode),

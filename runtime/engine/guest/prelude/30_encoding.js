@@ -74,17 +74,8 @@ function encodeString(string, encoding) {
   switch (normalizeEncoding(encoding)) {
     case 'utf8':
       return bytesOf(native.utf8Encode(string));
-    case 'hex': {
-      const n = string.length >>> 1;
-      const out = new Uint8ArrayCtor(n);
-      let i = 0;
-      for (; i < n; i++) {
-        const v = parseInt(string.slice(2 * i, 2 * i + 2), 16);
-        if (v !== v) break;
-        out[i] = v;
-      }
-      return out.subarray(0, i);
-    }
+    case 'hex':
+      return bytesOf(native.hexDecode(string));
     case 'base64':
     case 'base64url': {
       const buf = native.base64Decode(string.replace(/[^A-Za-z0-9+/\-_=\s]/g, ''));
@@ -103,11 +94,8 @@ function decodeBytes(bytes, encoding) {
   switch (normalizeEncoding(encoding)) {
     case 'utf8':
       return native.utf8Decode(bytes);
-    case 'hex': {
-      let s = '';
-      for (let i = 0; i < bytes.length; i++) s += (bytes[i] < 16 ? '0' : '') + bytes[i].toString(16);
-      return s;
-    }
+    case 'hex':
+      return native.hexEncode(bytes);
     case 'base64':
       return native.base64Encode(bytes, false);
     case 'base64url':
