@@ -252,6 +252,9 @@ class FlowRunner:
                 cache = None  # later actions see the writes
             if verdict.stop:
                 return await self._stop(state, outcome, "denied", None, browser=browser, persist=persist)
+            if outcome.factors and not state.origin.get("offers_mfa", True):
+                # Later actions wait until the challenge is met (as Auth0 runs it), and here it cannot be.
+                return await self._deny_mfa(state, outcome, browser=browser, persist=persist)
             if target is not None:
                 if not state.interactive:
                     error = {
@@ -265,7 +268,22 @@ class FlowRunner:
                 )
             state.position += 1
             state.resuming = False
+        if mfa_requested(outcome) and not state.origin.get("offers_mfa", True):
+            return await self._deny_mfa(state, outcome, browser=browser, persist=persist)
         return await self._stop(state, outcome, "completed", None, browser=browser, persist=persist)
+
+    async def _deny_mfa(
+        self, state: FlowState, outcome: Outcome, *, browser: str | None, persist: Persist
+    ) -> FlowResult:
+        """Deny a login whose actions asked for multi-factor authentication that its caller cannot run."""
+        outcome.denied = {"reason": MFA_UNAVAILABLE, "code": "mfa_unavailable"}
+        result = await self._stop(state, outcome, "denied", None, browser=browser, persist=persist)
+        log.info(
+            "post-login flow %s of tenant %s denied: its actions asked for multi-factor authentication, which the"
+            " hosted login page does not offer (a custom factor goes through api.redirect)",
+            result.execution_id, state.tenant_name,
+        )  # fmt: skip
+        return result
 
     async def _stop(
         self,
@@ -334,6 +352,17 @@ class FlowRunner:
         """Drop a tenant's cached versions (the tenant was deleted)."""
         for key in [k for k in self._versions if k[0] == tenant_id]:
             del self._versions[key]
+
+
+# A login whose actions asked for multi-factor authentication where the caller cannot run it (the hosted
+# login page has no second factors of its own; a custom factor goes through api.redirect) fails closed.
+MFA_UNAVAILABLE = "This login requires multi-factor authentication, which this sign-in page does not offer"
+
+
+def mfa_requested(outcome: Outcome) -> bool:
+    """Whether the flow's actions left multi-factor authentication required: a challenge or enrolment asked
+    for, or ``api.multifactor.enable`` with a provider other than "none" (the last call counts)."""
+    return bool(outcome.factors) or (outcome.mfa is not None and outcome.mfa.get("provider") != "none")
 
 
 def _moment(ms: float | None) -> datetime | None:

@@ -314,6 +314,7 @@ async def _run_flow(
         "code_challenge": params["code_challenge"],
         "auth_time": int(session.authenticated_at.timestamp()),
         "issuer": issuer(request, tenant.name),
+        "offers_mfa": False,  # no second factors here: a flow that asks for one is denied (runner.MFA_UNAVAILABLE)
     }
     interactive = "none" not in params["prompt"].split()
     try:

@@ -16,9 +16,10 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
+from runtime.flows.runner import MFA_UNAVAILABLE
 from runtime.store.logins import secret_hash
 from tests.fix_api import TenantClient
-from tests.flows.test_flow_api import FACTOR, METHOD, SECRET, bind
+from tests.flows.test_flow_api import FACTOR, METHOD, SECRET, bind, start
 
 CALLBACK = "https://app.acme-bank.example/callback"
 PASSWORD = "correct horse battery staple"
@@ -253,6 +254,60 @@ def test_deny_reaches_the_client_with_its_reason(tenant: TenantClient) -> None:
     site = make_site(tenant, "exports.onExecutePostLogin = async (e, api) => { api.access.deny('Account locked'); };")
     browser = site.browser()
     assert error_of(submit(site, browser, authorize(site, browser, pkce()))) == ("access_denied", "Account locked")
+
+
+@pytest.mark.parametrize(
+    ("calls", "later_action_ran"),
+    [
+        ("api.multifactor.enable('any');", True),  # the legacy call defers MFA to the end of the flow
+        ("api.multifactor.enable('guardian', {allowRememberBrowser: true});", True),
+        ("api.authentication.challengeWith({type: 'otp'});", False),  # later actions wait for the challenge
+        ("api.authentication.enrollWithAny([{type: 'otp'}, {type: 'email'}]);", False),
+    ],
+)
+def test_a_login_that_asks_for_mfa_fails_closed_on_the_hosted_page(
+    tenant: TenantClient, calls: str, later_action_ran: bool
+) -> None:
+    """The hosted login page has no second factors of its own: a flow that asks for one is denied, never
+    completed without it, and the client is told why. Metadata set before then is kept, as after a deny."""
+    site = make_site(tenant, None)
+    bind(
+        tenant,
+        (
+            "asks",
+            f"exports.onExecutePostLogin = async (e, api) => {{ api.user.setAppMetadata('asked', true); {calls} }};",
+        ),
+        ("later", "exports.onExecutePostLogin = async (e, api) => { api.user.setAppMetadata('later', true); };"),
+    )
+    browser = site.browser()
+    error, description = error_of(submit(site, browser, authorize(site, browser, pkce())))
+    assert (error, description) == ("access_denied", MFA_UNAVAILABLE)
+    user = tenant.get(f"/api/v2/users/{site.user_id}").json()
+    assert user["app_metadata"].get("asked") is True
+    assert ("later" in user["app_metadata"]) == later_action_ran
+
+
+def test_mfa_turned_off_again_or_asked_of_an_identity_server_is_not_refused(tenant: TenantClient) -> None:
+    """multifactor.enable('none') lifts an earlier enable (the last call counts); the flow API passes MFA
+    requests to the identity server, which runs them."""
+    site = make_site(
+        tenant,
+        "exports.onExecutePostLogin = async (e, api) => { api.multifactor.enable('any'); api.multifactor.enable('none'); };",
+    )
+    browser = site.browser()
+    assert code_of(submit(site, browser, authorize(site, browser, pkce())))
+    bind(
+        tenant,
+        (
+            "challenge",
+            "exports.onExecutePostLogin = async (e, api) => { api.authentication.challengeWith({type: 'otp'}); };",
+        ),
+    )
+    outcome = start(tenant)
+    assert outcome["status"] == "completed", outcome
+    assert outcome["factors"] == [
+        {"type": "challenge_with", "factor": {"type": "otp"}, "additional_factors": []}
+    ]
 
 
 def test_a_failing_action_shows_its_class_only(tenant: TenantClient) -> None:
