@@ -305,9 +305,7 @@ def test_mfa_turned_off_again_or_asked_of_an_identity_server_is_not_refused(tena
     )
     outcome = start(tenant)
     assert outcome["status"] == "completed", outcome
-    assert outcome["factors"] == [
-        {"type": "challenge_with", "factor": {"type": "otp"}, "additional_factors": []}
-    ]
+    assert outcome["factors"] == [{"type": "challenge_with", "factor": {"type": "otp"}, "additional_factors": []}]
 
 
 def test_a_failing_action_shows_its_class_only(tenant: TenantClient) -> None:
