@@ -165,8 +165,11 @@ class TenantSettings(TypedDict):
 class RefreshTokenSettings(TypedDict, total=False):
     rotation_type: Required[str]  # "rotating" or "non-rotating"
     leeway: int  # seconds a replaced token may still be exchanged
+    expiration_type: str  # "expiring" (the default) or "non-expiring": no lifetime at all
     token_lifetime: int  # seconds from the login (30 days by default)
+    infinite_token_lifetime: bool  # no lifetime from the login
     idle_token_lifetime: int | None  # seconds unused; None: no limit
+    infinite_idle_token_lifetime: bool  # no limit on the time unused
 
 
 class Client(TypedDict):

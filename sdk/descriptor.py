@@ -82,13 +82,21 @@ class RefreshTokenSpec(_Strict):
 
     rotation_type: Literal["rotating", "non-rotating"] = "non-rotating"
     leeway: int = 0
+    expiration_type: Literal["expiring", "non-expiring"] = "expiring"
     token_lifetime: int = 30 * 24 * 3600
+    infinite_token_lifetime: bool = False
     idle_token_lifetime: int | None = None
+    infinite_idle_token_lifetime: bool = False
 
     def words(self) -> str:
         rotation = "not rotated" if self.rotation_type == "non-rotating" else f"rotated (leeway {self.leeway} s)"
-        idle = f", {_duration(self.idle_token_lifetime)} unused" if self.idle_token_lifetime else ""
-        return f"refresh tokens {rotation}, living {_duration(self.token_lifetime)}{idle}"
+        if self.expiration_type == "non-expiring":
+            return f"refresh tokens {rotation}, never expiring"
+        living = "without a lifetime" if self.infinite_token_lifetime else f"living {_duration(self.token_lifetime)}"
+        idle = ""
+        if self.idle_token_lifetime and not self.infinite_idle_token_lifetime:
+            idle = f", {_duration(self.idle_token_lifetime)} unused"
+        return f"refresh tokens {rotation}, {living}{idle}"
 
 
 def _duration(seconds: int) -> str:

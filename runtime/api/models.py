@@ -9,7 +9,7 @@ import functools
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from runtime.limits import FIXED
 
@@ -146,13 +146,24 @@ class SettingsUpdate(Strict):
 class RefreshTokenSettings(Strict):
     """Auth0's client ``refresh_token``: whether each exchange replaces the token, for how many seconds a
     replaced token may still be exchanged (two requests racing) before that counts as theft, and how long
-    tokens live."""
+    tokens live. Every field of Auth0's object is taken, so a client exported from Auth0 comes as it is."""
 
     rotation_type: Literal["rotating", "non-rotating"] = "non-rotating"
     leeway: Annotated[int, Field(ge=0, le=3600)] = 0
-    # Seconds a token (a rotating token's whole line) lives from the login, and may sit unused (None: no limit).
+    # "non-expiring": no lifetime at all, whatever the fields below say (Auth0's legacy kind; not rotating).
+    expiration_type: Literal["expiring", "non-expiring"] = "expiring"
+    # Seconds a token (a rotating token's whole line) lives from the login, unless infinite_token_lifetime.
     token_lifetime: Annotated[int, Field(ge=60, le=157_788_000)] = 30 * 24 * 3600
+    infinite_token_lifetime: bool = False
+    # Seconds a token may sit unused, unless infinite_idle_token_lifetime (None: no limit either).
     idle_token_lifetime: Annotated[int, Field(ge=60, le=157_788_000)] | None = None
+    infinite_idle_token_lifetime: bool = False
+
+    @model_validator(mode="after")
+    def _rotation_expires(self) -> RefreshTokenSettings:
+        if self.rotation_type == "rotating" and self.expiration_type == "non-expiring":
+            raise ValueError('rotating refresh tokens need expiration_type "expiring", as in Auth0')
+        return self
 
 
 class ClientCreate(Strict):

@@ -66,6 +66,9 @@ SCOPES = ("openid", "profile", "email", "offline_access")
 CONNECTION = "Username-Password-Authentication"
 ID_TOKEN_LIFETIME_S = 36000
 ACCESS_TOKEN_LIFETIME_S = 86400
+# A refresh token whose client sets no lifetime (Auth0's non-expiring kind, or infinite_token_lifetime)
+# still gets an expiry in the database, one nobody reaches.
+REFRESH_TOKEN_UNLIMITED = timedelta(days=100 * 365)
 
 
 def issuer(request: Request, tenant_name: str) -> str:
@@ -490,7 +493,7 @@ async def _tokens(
         lifetime, idle = client.refresh_token_lifetimes
         body["refresh_token"] = await services.store.oauth.issue_refresh_token(
             tenant.id, client_id=client.client_id, user_id=user.id, session_id=grant.get("session_id"), scope=scope,
-            lifetime=lifetime, idle=idle,
+            lifetime=lifetime or REFRESH_TOKEN_UNLIMITED, idle=idle,
         )  # fmt: skip
     return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 

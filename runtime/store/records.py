@@ -10,12 +10,16 @@ from typing import Any
 from runtime.sandbox import CompiledAction
 
 # A client's refresh tokens unless it chooses otherwise: the same token is returned by every exchange, for
-# 30 days from the login, however long it sits unused.
+# 30 days from the login, however long it sits unused. (Settings stored before the expiration_type and
+# infinite_* fields existed read as these defaults for them, which is what they meant.)
 NON_ROTATING: dict[str, Any] = {
     "rotation_type": "non-rotating",
     "leeway": 0,
+    "expiration_type": "expiring",
     "token_lifetime": 30 * 24 * 3600,
+    "infinite_token_lifetime": False,
     "idle_token_lifetime": None,
+    "infinite_idle_token_lifetime": False,
 }
 
 
@@ -146,10 +150,16 @@ class Client:
         return self.refresh_token.get("rotation_type") == "rotating"
 
     @property
-    def refresh_token_lifetimes(self) -> tuple[timedelta, timedelta | None]:
-        """How long a refresh token lives from the login, and unused (None: no idle limit)."""
-        idle = self.refresh_token["idle_token_lifetime"]
-        return timedelta(seconds=self.refresh_token["token_lifetime"]), timedelta(seconds=idle) if idle else None
+    def refresh_token_lifetimes(self) -> tuple[timedelta | None, timedelta | None]:
+        """How long a refresh token lives from the login, and unused (None: no limit)."""
+        settings = self.refresh_token
+        if settings["expiration_type"] == "non-expiring":
+            return None, None
+        lifetime = None if settings["infinite_token_lifetime"] else timedelta(seconds=settings["token_lifetime"])
+        idle = settings["idle_token_lifetime"]
+        if settings["infinite_idle_token_lifetime"] or not idle:
+            return lifetime, None
+        return lifetime, timedelta(seconds=idle)
 
 
 @dataclass(frozen=True)

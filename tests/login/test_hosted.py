@@ -357,8 +357,9 @@ def offline_tokens(site: Site) -> dict[str, Any]:
 def test_refresh_tokens_stay_the_same_unless_the_client_rotates_them(tenant: TenantClient) -> None:
     site = make_site(tenant, None)
     client = tenant.get(f"/api/v2/clients/{site.client_id}").json()
-    assert client["refresh_token"] == {"rotation_type": "non-rotating", "leeway": 0, "token_lifetime": 2_592_000,
-                                       "idle_token_lifetime": None}  # fmt: skip
+    assert client["refresh_token"] == {"rotation_type": "non-rotating", "leeway": 0, "expiration_type": "expiring",
+                                       "token_lifetime": 2_592_000, "infinite_token_lifetime": False,
+                                       "idle_token_lifetime": None, "infinite_idle_token_lifetime": False}  # fmt: skip
     first = offline_tokens(site)["refresh_token"]
     again = refresh(site, first)
     assert again.status_code == 200, again.text
@@ -425,9 +426,62 @@ def test_refresh_tokens_end_with_their_lifetimes(tenant: TenantClient, database_
         assert refresh(site, token).status_code == 400
 
 
+AUTH0_EXPORT = {  # a client's refresh_token as Auth0's Management API and Deploy CLI export it
+    "rotation_type": "non-rotating", "expiration_type": "non-expiring", "leeway": 0, "token_lifetime": 31_557_600,
+    "infinite_token_lifetime": True, "idle_token_lifetime": 2_592_000, "infinite_idle_token_lifetime": True,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("refresh_settings", "days", "idle"),
+    [
+        (AUTH0_EXPORT, 36_500, False),  # non-expiring: no limit of either kind, whatever the numbers say
+        ({**AUTH0_EXPORT, "expiration_type": "expiring", "infinite_idle_token_lifetime": False}, 36_500, True),
+        ({"infinite_token_lifetime": True, "idle_token_lifetime": 3600}, 36_500, True),
+        ({"token_lifetime": 86_400, "idle_token_lifetime": 3600, "infinite_idle_token_lifetime": True}, 1, False),
+    ],
+)
+def test_auth0_refresh_token_settings_are_taken_as_they_are_exported(
+    tenant: TenantClient, database_url: str, refresh_settings: dict[str, Any], days: int, idle: bool
+) -> None:
+    """Auth0's whole refresh_token object is accepted and kept: expiration_type "non-expiring" and the
+    infinite_* flags lift the lifetimes (a token without one expires in a hundred years, which nobody
+    reaches); the idle limit applies only where it is set and not lifted."""
+    site = make_site(tenant, None)
+    reply = tenant.patch(f"/api/v2/clients/{site.client_id}", json={"refresh_token": refresh_settings})
+    assert reply.status_code == 200, reply.text
+    assert {k: reply.json()["refresh_token"][k] for k in refresh_settings} == refresh_settings
+    token = offline_tokens(site)["refresh_token"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT (expires_at - created_at), idle_expires_at IS DISTINCT FROM expires_at"
+                           " FROM refresh_tokens WHERE token_hash = %s", (secret_hash(token),)).fetchone()  # fmt: skip
+    assert row is not None and row[0].days == days and row[1] == idle
+    assert refresh(site, token).status_code == 200
+
+
+def test_settings_stored_before_auth0s_other_fields_keep_their_meaning(tenant: TenantClient, database_url: str) -> None:
+    """A client's refresh_token stored with only the four fields of earlier versions reads with the new fields
+    at their defaults: its idle limit still applies."""
+    site = make_site(tenant, None)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE clients SET refresh_token = %s WHERE client_id = %s",
+            ('{"rotation_type": "non-rotating", "leeway": 0, "token_lifetime": 86400, "idle_token_lifetime": 3600}',
+             site.client_id),
+        )  # fmt: skip
+    client = tenant.get(f"/api/v2/clients/{site.client_id}").json()
+    assert client["refresh_token"]["infinite_idle_token_lifetime"] is False
+    token = offline_tokens(site)["refresh_token"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT expires_at - created_at, idle_expires_at - created_at FROM refresh_tokens"
+                           " WHERE token_hash = %s", (secret_hash(token),)).fetchone()  # fmt: skip
+    assert row is not None and row[0].days == 1 and 3590 < row[1].total_seconds() < 3610
+
+
 @pytest.mark.parametrize("config", [{"rotation_type": "sometimes"}, {"leeway": -1}, {"leeway": 7200},
-                                      {"rotation_type": "rotating", "expiration_type": "expiring"},
-                                      {"token_lifetime": 10}, {"idle_token_lifetime": 0}])  # fmt: skip
+                                      {"rotation_type": "rotating", "expiration_type": "non-expiring"},
+                                      {"expiration_type": "never"}, {"infinite_token_lifetime": "yes"},
+                                      {"token_lifetime": 10}, {"idle_token_lifetime": 0}, {"unknown": 1}])  # fmt: skip
 def test_refresh_token_settings_are_checked(tenant: TenantClient, config: dict[str, Any]) -> None:
     reply = tenant.post("/api/v2/clients", json={"name": "App", "refresh_token": config})
     assert reply.status_code == 400, reply.text

@@ -147,8 +147,9 @@ def test_a_tenant_manages_its_settings_clients_and_users(acme: Tollgate) -> None
     assert client["refresh_token"]["rotation_type"] == "non-rotating"
     assert acme.clients.update(client["client_id"], callbacks=[])["callbacks"] == []
     rotating = acme.clients.update(client["client_id"], refresh_token={"rotation_type": "rotating", "leeway": 30})
-    assert rotating["refresh_token"] == {"rotation_type": "rotating", "leeway": 30, "token_lifetime": 2_592_000,
-                                         "idle_token_lifetime": None}  # fmt: skip
+    assert rotating["refresh_token"] == {"rotation_type": "rotating", "leeway": 30, "expiration_type": "expiring",
+                                         "token_lifetime": 2_592_000, "infinite_token_lifetime": False,
+                                         "idle_token_lifetime": None, "infinite_idle_token_lifetime": False}  # fmt: skip
     assert acme.clients.get(client["client_id"])["client_metadata"] == {"tier": "gold"}
     assert [c["name"] for c in acme.clients.list()] == ["web"]
     assert "client_secret" not in acme.clients.list()[0]
@@ -281,8 +282,15 @@ def test_a_descriptor_sets_a_clients_refresh_token_rotation(acme: Tollgate, tmp_
     said = deploy(rotating)
     assert any("refresh tokens rotated (leeway 5 s), living 30 days, 1 day unused" in line for line in said), said
     assert acme.clients.list()[0]["refresh_token"] == {"rotation_type": "rotating", "leeway": 5,
-                                                       "token_lifetime": 2_592_000, "idle_token_lifetime": 86400}  # fmt: skip
+                                                       "expiration_type": "expiring", "token_lifetime": 2_592_000,
+                                                       "infinite_token_lifetime": False, "idle_token_lifetime": 86400,
+                                                       "infinite_idle_token_lifetime": False}  # fmt: skip
     assert "client 'SPA': unchanged" in deploy(rotating)
     plain = {"name": "SPA", "callbacks": ["https://spa.example.com/cb"]}
     assert any("refresh tokens not rotated, living 30 days" in line for line in deploy(plain))
     assert acme.clients.list()[0]["refresh_token"]["rotation_type"] == "non-rotating"
+    exported = {**plain, "refresh_token": {"rotation_type": "non-rotating", "expiration_type": "non-expiring",
+                                           "infinite_token_lifetime": True, "infinite_idle_token_lifetime": True,
+                                           "token_lifetime": 31_557_600, "idle_token_lifetime": 2_592_000}}  # fmt: skip
+    assert any("refresh tokens not rotated, never expiring" in line for line in deploy(exported))
+    assert "client 'SPA': unchanged" in deploy(exported)
