@@ -257,6 +257,23 @@ def test_the_event_reads_back_exactly_whatever_the_size_of_its_parts() -> None:
     assert json.loads(changed) == [{"set": True}, "changed", False, 3]
 
 
+def test_logging_the_event_shows_every_member_as_node_would() -> None:
+    """console.log(event) prints the members an action has not read yet (decoded on first use) as their
+    values, the way Node prints a plain object; an accessor the action defines itself is still a getter."""
+    event = {
+        "user": {"user_id": "u1", "identities": [{"provider": "auth0", "user_id": "1", "connection": "db" * 30}]},
+        "request": {"ip": "192.0.2.1", "hostname": "login.example.com", "user_agent": "Mozilla/5.0 " * 8},
+    }
+    out = single_log(
+        "Object.defineProperty(event.user, 'mine', {get() { return 1; }, set(v) {}, enumerable: true});"
+        "console.log(require('util').inspect(event, {depth: 4}));",
+        event=event,
+    )
+    assert "[Getter/Setter]" not in out.replace("mine: [Getter/Setter]", "")
+    assert "mine: [Getter/Setter]" in out
+    assert "hostname: 'login.example.com'" in out and "provider: 'auth0'" in out and "Mozilla/5.0" in out
+
+
 def test_members_with_the_same_key_read_their_own_values() -> None:
     """Lazily read members share their accessors by key; each still reads its own bytes, once."""
     client_md = {f"c{i}": f"client value {i}" for i in range(8)}

@@ -269,6 +269,37 @@ static lazy_pair_t *key_pair(JSContext *ctx, JSAtom key)
     return p;
 }
 
+int tg_msgpack_settle(JSContext *ctx, JSValueConst obj, JSAtom key)
+{
+    if (!JS_IsObject(obj))
+        return 0;
+    const lazy_pair_t *pair = NULL;
+    for (unsigned i = (key * 0x9e3779b1u >> 8) & (LAZY_PAIRS - 1);; i = (i + 1) & (LAZY_PAIRS - 1)) {
+        if (lazy_pairs[i].key == key) {
+            pair = &lazy_pairs[i];
+            break;
+        }
+        if (lazy_pairs[i].key == JS_ATOM_NULL)
+            return 0;
+    }
+    JSPropertyDescriptor desc;
+    int has = JS_GetOwnProperty(ctx, &desc, obj, key);
+    if (has <= 0)
+        return has;
+    int ours = (desc.flags & JS_PROP_GETSET) && JS_IsObject(desc.getter) &&
+               JS_VALUE_GET_PTR(desc.getter) == JS_VALUE_GET_PTR(pair->get);
+    JS_FreeValue(ctx, desc.getter);
+    JS_FreeValue(ctx, desc.setter);
+    JS_FreeValue(ctx, desc.value);
+    if (!ours)
+        return 0;
+    JSValue v = JS_Call(ctx, pair->get, obj, 0, NULL);
+    if (JS_IsException(v))
+        return -1;
+    JS_FreeValue(ctx, v);
+    return 1;
+}
+
 void tg_msgpack_prepare_keys(JSContext *ctx, const char *const *keys, size_t count)
 {
     for (size_t i = 0; i < count; i++) {

@@ -16,6 +16,11 @@ JSValue tg_msgpack_decode(JSContext *ctx, const uint8_t *data, size_t len, const
 JSValue tg_msgpack_decode_lazy(JSContext *ctx, const uint8_t *data, size_t len, int lazy_from, int lazy_to,
                                const char **error);
 
+/* If `key` of `obj` is a lazy property still waiting to be read, read it now
+ * (it becomes a plain data property) and return 1; 0 for any other property
+ * (one the action has since replaced included), -1 with an exception. */
+int tg_msgpack_settle(JSContext *ctx, JSValueConst obj, JSAtom key);
+
 /* Make the shared accessors of lazy properties for these keys now (before
  * the snapshot is taken), so that executions need not. */
 void tg_msgpack_prepare_keys(JSContext *ctx, const char *const *keys, size_t count);

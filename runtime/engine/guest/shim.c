@@ -548,6 +548,19 @@ static int hex_value(uint8_t ch)
     return -1;
 }
 
+/* settleLazy(object, key): read a lazy property of the event now (see
+ * msgpack.c), so that what shows it (util.inspect) sees a plain value. */
+static JSValue nat_settle_lazy(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    (void)this_val; (void)argc;
+    JSAtom key = JS_ValueToAtom(c, argv[1]);
+    if (key == JS_ATOM_NULL)
+        return JS_EXCEPTION;
+    int r = tg_msgpack_settle(c, argv[0], key);
+    JS_FreeAtom(c, key);
+    return r < 0 ? JS_EXCEPTION : JS_NewBool(c, r);
+}
+
 /* hexEncode(bytes): the bytes (a string's UTF-8, an ArrayBuffer or a typed
  * array) as lower-case hex. */
 static JSValue nat_hex_encode(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
@@ -1133,6 +1146,7 @@ static const JSCFunctionListEntry native_functions[] = {
     JS_CFUNC_DEF("utf8Length", 1, nat_utf8_length),
     JS_CFUNC_DEF("percentEncode", 2, nat_percent_encode),
     JS_CFUNC_DEF("hexEncode", 1, nat_hex_encode),
+    JS_CFUNC_DEF("settleLazy", 2, nat_settle_lazy),
     JS_CFUNC_DEF("hexDecode", 1, nat_hex_decode),
     JS_CFUNC_DEF("percentDecode", 2, nat_percent_decode),
     JS_CFUNC_DEF("base64Encode", 2, nat_base64_encode),

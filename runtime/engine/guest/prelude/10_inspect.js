@@ -7,7 +7,11 @@ const INSPECT_MAX_STRING = 10000;
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
+// What quoteString must do more than put the string in single quotes.
+const QUOTE_WORK = /['\\\x00-\x1f\x7f]/;
+
 function quoteString(s) {
+  if (s.length <= INSPECT_MAX_STRING && !(QUOTE_WORK).test(s)) return `'${s}'`;
   if (s.length > INSPECT_MAX_STRING) {
     s = s.slice(0, INSPECT_MAX_STRING);
     return quoteString(s) + `... ${s.length - INSPECT_MAX_STRING} more characters`;
@@ -170,8 +174,10 @@ function inspectObjectBody(value, prefix, depth, seen, indent) {
   const items = [];
   const keys = ReflectOwnKeys(value);
   for (const key of keys) {
-    const desc = Object.getOwnPropertyDescriptor(value, key);
+    let desc = Object.getOwnPropertyDescriptor(value, key);
     if (!desc || !desc.enumerable) continue;
+    // A member of the event not read yet (decoded on first use) is shown as the value it is.
+    if (desc.get && desc.set && native.settleLazy(value, key)) desc = Object.getOwnPropertyDescriptor(value, key);
     if (items.length >= INSPECT_MAX_ITEMS) {
       items[items.length] = '...';
       break;
