@@ -41,7 +41,7 @@ QUICKJS_NG_VERSION = "0.17.0.2"
 QUICKJS_NG_SDIST_SHA256 = "43d2e48272208721a7aaea8e3f02d4b9318f12ef20cc4f5421b59d9a470706ef"
 QUICKJS_SOURCES = ("quickjs.c", "libregexp.c", "libunicode.c", "dtoa.c")
 GUEST_DIR = PACKAGE_DIR / "guest"
-SHIM_SOURCES = ("shim.c", "sha256.c", "msgpack.c", "pack.c")
+SHIM_SOURCES = ("shim.c", "sha256.c", "msgpack.c", "pack.c", "inspect.c")
 SHIM_HEADERS = ("sha256.h", "msgpack.h", "pack.h")
 PRELUDE_DIR = GUEST_DIR / "prelude"
 

@@ -274,6 +274,61 @@ def test_logging_the_event_shows_every_member_as_node_would() -> None:
     assert "hostname: 'login.example.com'" in out and "provider: 'auth0'" in out and "Mozilla/5.0" in out
 
 
+INSPECTED = [
+    "{}",
+    "[]",
+    "{a: 1}",
+    "[1, 'a', true, null, undefined]",
+    "{a: {b: {c: {d: {e: 1}}}}}",
+    "[[[[[1]]]]]",
+    "{n: [-0, 0, 1.5, -2, NaN, Infinity, -Infinity, 1e21, 2 ** 31, 0.1 + 0.2]}",
+    "{s: ['it\\'s', 'say \"hi\"', 'both \\' and \" and `', 'all \\' \" `', 'tab\\there', 'line\\nbreak', '\\x01\\x7f\\\\']}",
+    "{'a-b': 1, '1': 2, '': 3, 'ü': 4, $ok: 5, _ok: 6, '9lives': 7, 'with space': 8}",
+    "{u: ['é', '🌍'.repeat(30), 'x'.repeat(60)]}",
+    "{wide: 'x'.repeat(60), n: 1}",
+    "{w: 'x'.repeat(56), n: 1}",
+    "{w: 'x'.repeat(57), n: 1}",  # exactly the width on one line
+    "{w: 'é'.repeat(57), n: 1}",  # the same width in UTF-16 code units, not in bytes
+    "{w: '🌍'.repeat(28) + 'x', n: 1}",  # two code units each: fits
+    "{w: '🌍'.repeat(29) + 'x', n: 1}",  # does not
+    "{w: 'x'.repeat(58), n: 1}",
+    "Array.from({length: 30}, (_, i) => ({i, name: 'item ' + i}))",
+    "Array.from({length: 100}, (_, i) => i)",
+    "{empty: {}, list: [], nested: {list: [{}], more: [[]]}}",
+    "(() => { const o = {name: 'loop'}; o.self = o; o.list = [o]; return o; })()",
+    "JSON.parse(JSON.stringify(event))",
+    "event",
+]
+
+
+@pytest.mark.parametrize("value", INSPECTED)
+def test_inspect_writes_plain_data_as_the_general_path_does(value: str) -> None:
+    """Plain data is written by the shim in one call (inspect.c): for each value and depth, the text is the
+    one the prelude's own inspect writes for the same value made to take it (an array given a prototype of
+    its own, an object a hidden symbol key: neither shows), and the shim's way costs fewer instructions."""
+    depths = "[undefined, 0, 1, 4, null]"
+    body = (
+        "const util = require('util');"
+        f"const show = (v) => JSON.stringify({depths}.map((d) => util.inspect(v, d === undefined ? {{}} : {{depth: d}})));"
+        "const aside = (v) => { if (Array.isArray(v)) Object.setPrototypeOf(v, Object.create(Array.prototype));"
+        " else Object.defineProperty(v, Symbol('general'), {value: 1, enumerable: false}); return v; };"
+    )
+    native = run(body + f"console.log(show({value}));", EVENT_FOR_INSPECT)
+    general = run(body + f"console.log(show(aside({value})));", EVENT_FOR_INSPECT)
+    assert native.ok and general.ok, (native.error, general.error)
+    assert json.loads(logged(native)[0]) == json.loads(logged(general)[0])
+    assert native.stats.fuel_used < general.stats.fuel_used
+
+
+EVENT_FOR_INSPECT = {
+    "user": {"user_id": "auth0|1", "email": "jane@example.com", "app_metadata": {"plan": "gold", "roles": ["a"]},
+             "identities": [{"provider": "auth0", "user_id": "1", "connection": "Username-Password"}]},
+    "request": {"ip": "192.0.2.1", "geoip": {"latitude": 51.5072, "longitude": -0.1276, "cityName": "London"},
+                "query": {"state": "s" * 30, "redirect_uri": "https://app.example.com/callback"}},
+    "transaction": {"requested_scopes": ["openid", "profile"], "metadata": {}},
+}  # fmt: skip
+
+
 def test_members_with_the_same_key_read_their_own_values() -> None:
     """Lazily read members share their accessors by key; each still reads its own bytes, once."""
     client_md = {f"c{i}": f"client value {i}" for i in range(8)}

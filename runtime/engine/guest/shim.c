@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inspect.h"
 #include "msgpack.h"
 #include "pack.h"
 #include "quickjs.h"
@@ -559,6 +560,16 @@ static JSValue nat_settle_lazy(JSContext *c, JSValueConst this_val, int argc, JS
     int r = tg_msgpack_settle(c, argv[0], key);
     JS_FreeAtom(c, key);
     return r < 0 ? JS_EXCEPTION : JS_NewBool(c, r);
+}
+
+/* inspectPlain(value, depth): util.inspect's text for plain data, or null (see inspect.c). */
+static JSValue nat_inspect_plain(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    (void)this_val; (void)argc;
+    int32_t depth;
+    if (JS_ToInt32(c, &depth, argv[1]))
+        return JS_EXCEPTION;
+    return tg_inspect_plain(c, argv[0], depth);
 }
 
 /* hexEncode(bytes): the bytes (a string's UTF-8, an ArrayBuffer or a typed
@@ -1147,6 +1158,7 @@ static const JSCFunctionListEntry native_functions[] = {
     JS_CFUNC_DEF("percentEncode", 2, nat_percent_encode),
     JS_CFUNC_DEF("hexEncode", 1, nat_hex_encode),
     JS_CFUNC_DEF("settleLazy", 2, nat_settle_lazy),
+    JS_CFUNC_DEF("inspectPlain", 2, nat_inspect_plain),
     JS_CFUNC_DEF("hexDecode", 1, nat_hex_decode),
     JS_CFUNC_DEF("percentDecode", 2, nat_percent_decode),
     JS_CFUNC_DEF("base64Encode", 2, nat_base64_encode),
@@ -1303,6 +1315,7 @@ uint32_t tg_init(uint32_t len)
      * reads the pages of those it uses. */
     tg_msgpack_prepare_keys(ctx, LAZY_KEYS, sizeof LAZY_KEYS / sizeof LAZY_KEYS[0]);
     tg_pack_init(ctx);
+    tg_inspect_init(ctx);
     pe_init();
 
     JSValue obj = JS_ReadObject(ctx, tg_input, len, JS_READ_OBJ_BYTECODE);

@@ -191,10 +191,19 @@ function inspectObjectBody(value, prefix, depth, seen, indent) {
   return prefix + wrapEntries('{', items, '}', indent);
 }
 
+// Nesting the shim shows by itself (inspect.c's MAX_NEST): deeper values, and any depth without a limit
+// that reaches it, are left to inspectValue.
+const NATIVE_MAX_DEPTH = 64;
+
 function inspect(value, options) {
   let depth = 2;
   if (isObject(options) && options.depth !== undefined) depth = options.depth === null ? Infinity : options.depth;
   try {
+    // Plain data (the event, objects and arrays of strings, numbers...) is written by the shim in one call.
+    if (isObject(value) && (depth === Infinity || (NumberIsInteger(depth) && depth >= 0 && depth <= NATIVE_MAX_DEPTH))) {
+      const shown = native.inspectPlain(value, depth === Infinity ? 1000 : depth);
+      if (shown !== null) return shown;
+    }
     return inspectValue(value, depth, new SetCtor(), '');
   } catch (e) {
     return '[object could not be inspected]';
