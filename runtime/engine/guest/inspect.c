@@ -31,15 +31,24 @@ static JSValue object_proto, array_proto;
 static JSClassID object_class, array_class;
 static JSAtom length_atom, constructor_atom;
 
+static JSValue intrinsic_prototype(JSContext *ctx, JSValueConst global, const char *name)
+{
+    JSValue ctor = JS_GetPropertyStr(ctx, global, name);
+    JSValue proto = JS_GetPropertyStr(ctx, ctor, "prototype");
+    JS_FreeValue(ctx, ctor);
+    return proto;
+}
+
 void tg_inspect_init(JSContext *ctx)
 {
-    JSValue o = JS_NewObject(ctx), a = JS_NewArray(ctx);
-    object_class = JS_GetClassID(o);
-    array_class = JS_GetClassID(a);
-    object_proto = JS_GetPrototype(ctx, o); /* kept for the context's life */
-    array_proto = JS_GetPrototype(ctx, a);
-    JS_FreeValue(ctx, o);
-    JS_FreeValue(ctx, a);
+    /* Kept for the context's life. Object.prototype is an ordinary object and Array.prototype an
+     * array, so their classes are those of plain objects and arrays. */
+    JSValue global = JS_GetGlobalObject(ctx);
+    object_proto = intrinsic_prototype(ctx, global, "Object");
+    array_proto = intrinsic_prototype(ctx, global, "Array");
+    JS_FreeValue(ctx, global);
+    object_class = JS_GetClassID(object_proto);
+    array_class = JS_GetClassID(array_proto);
     length_atom = JS_NewAtom(ctx, "length");
     constructor_atom = JS_NewAtom(ctx, "constructor");
 }
