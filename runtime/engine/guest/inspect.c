@@ -213,6 +213,18 @@ static int wrap(JSContext *ctx, text_t *out, char open, text_t *entries, size_t 
 
 static int show(walker_t *w, JSValueConst v, int depth, size_t indent, text_t *out);
 
+/* The container's text from its entries, when all were shown (`r`); the entries are freed either way. */
+static int close_container(JSContext *ctx, int r, text_t *out, char open, text_t *items, size_t count, char close,
+                           size_t indent)
+{
+    if (r == SHOWN)
+        r = wrap(ctx, out, open, items, count, close, indent);
+    for (size_t i = 0; i < count; i++)
+        drop(ctx, &items[i]);
+    js_free(ctx, items);
+    return r;
+}
+
 /* The value of own data property `atom` of `obj`, reading an event member not read yet first.
  * DECLINED for an accessor the action defined (the prelude shows [Getter]). */
 static int own_value(walker_t *w, JSValueConst obj, JSAtom atom, JSValue *value, int *enumerable)
@@ -271,12 +283,7 @@ static int show_array(walker_t *w, JSValueConst v, int depth, size_t indent, tex
             JS_FreeValue(ctx, item);
         }
     }
-    if (r == SHOWN)
-        r = wrap(ctx, out, '[', items, len, ']', indent);
-    for (uint32_t i = 0; i < len; i++)
-        drop(ctx, &items[i]);
-    js_free(ctx, items);
-    return r;
+    return close_container(ctx, r, out, '[', items, len, ']', indent);
 }
 
 static int show_object(walker_t *w, JSValueConst v, int depth, size_t indent, text_t *out)
@@ -334,12 +341,7 @@ static int show_object(walker_t *w, JSValueConst v, int depth, size_t indent, te
         JS_FreeValue(ctx, value);
     }
     JS_FreePropertyEnum(ctx, keys, nkeys);
-    if (r == SHOWN)
-        r = wrap(ctx, out, '{', items, count, '}', indent);
-    for (size_t i = 0; i < count; i++)
-        drop(ctx, &items[i]);
-    js_free(ctx, items);
-    return r;
+    return close_container(ctx, r, out, '{', items, count, '}', indent);
 }
 
 static int show(walker_t *w, JSValueConst v, int depth, size_t indent, text_t *out)
