@@ -29,15 +29,18 @@ static inline uint32_t rotr(uint32_t x, unsigned n) { return (x >> n) | (x << (3
 static void compress(uint32_t s[8], const uint8_t p[SHA256_BLOCK_BYTES])
 {
     uint32_t w[64];
+#pragma clang loop unroll(full)
     for (int i = 0; i < 16; i++)
         w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
                (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
+#pragma clang loop unroll(full)
     for (int i = 16; i < 64; i++) {
         uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
         uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
         w[i] = w[i - 16] + s0 + w[i - 7] + s1;
     }
     uint32_t a = s[0], b = s[1], c = s[2], d = s[3], e = s[4], f = s[5], g = s[6], h = s[7];
+#pragma clang loop unroll(full)
     for (int i = 0; i < 64; i += 8) {
         SHA_ROUND(a, b, c, d, e, f, g, h, i);
         SHA_ROUND(h, a, b, c, d, e, f, g, i + 1);
