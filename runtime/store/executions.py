@@ -33,11 +33,11 @@ def _execution(row: dict[str, Any]) -> Execution:
     )
 
 
-# A batch of records past their tenant's retention, oldest first, found tenant by tenant through the
-# index on (tenant_id, created_at): the cost is the rows deleted, not the size of the table.
 # How far apart the clocks of two server processes (on different hosts) may be, for reading an id's time.
 CLOCK_SKEW_S = 1.0
 
+# A batch of records past their tenant's retention, oldest first, found tenant by tenant through the
+# index on (tenant_id, created_at): the cost is the rows deleted, not the size of the table.
 SWEEP = (
     "DELETE FROM executions WHERE ctid = ANY(ARRAY(SELECT old.ctid FROM tenants t CROSS JOIN LATERAL"
     " (SELECT e.ctid FROM executions e WHERE e.tenant_id = t.id AND e.created_at < now()"
