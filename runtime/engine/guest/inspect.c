@@ -344,20 +344,25 @@ static int show_object(walker_t *w, JSValueConst v, int depth, size_t indent, te
     return close_container(ctx, r, out, '{', items, count, '}', indent);
 }
 
+/* String(v) (v a string or a number), quoted as quoteString does when `quoted`. */
+static int put_string_of(JSContext *ctx, text_t *out, JSValueConst v, int quoted)
+{
+    size_t n;
+    const char *s = JS_ToCStringLen(ctx, &n, v);
+    if (!s)
+        return FAILED;
+    int r = quoted ? quote(ctx, out, s, n) : put(ctx, out, s, n);
+    JS_FreeCString(ctx, s);
+    return r;
+}
+
 static int show(walker_t *w, JSValueConst v, int depth, size_t indent, text_t *out)
 {
     JSContext *ctx = w->ctx;
     char number[32];
     switch (JS_VALUE_GET_NORM_TAG(v)) { /* the normalised tag: NaN-boxed floats carry no tag of their own */
-    case JS_TAG_STRING: {
-        size_t n;
-        const char *s = JS_ToCStringLen(ctx, &n, v);
-        if (!s)
-            return FAILED;
-        int r = quote(ctx, out, s, n);
-        JS_FreeCString(ctx, s);
-        return r;
-    }
+    case JS_TAG_STRING:
+        return put_string_of(ctx, out, v, 1);
     case JS_TAG_INT:
         snprintf(number, sizeof number, "%d", JS_VALUE_GET_INT(v));
         return puts_(ctx, out, number);
@@ -365,13 +370,7 @@ static int show(walker_t *w, JSValueConst v, int depth, size_t indent, text_t *o
         double d = JS_VALUE_GET_FLOAT64(v);
         if (d == 0 && signbit(d))
             return puts_(ctx, out, "-0");
-        size_t n;
-        const char *s = JS_ToCStringLen(ctx, &n, v); /* as String(value) writes it */
-        if (!s)
-            return FAILED;
-        int r = put(ctx, out, s, n);
-        JS_FreeCString(ctx, s);
-        return r;
+        return put_string_of(ctx, out, v, 0); /* as String(value) writes it */
     }
     case JS_TAG_BOOL:
         return puts_(ctx, out, JS_VALUE_GET_BOOL(v) ? "true" : "false");
