@@ -919,7 +919,51 @@ def measure_execution(event: dict[str, Any], tenant_name: str, n: int) -> dict[s
         cpu = time.process_time()
         out["executor_pool_from_event_loop"] = asyncio.run(from_event_loop())
         out["executor_pool_from_event_loop"]["process_cpu_us"] = (time.process_time() - cpu) * 1e6 / (n + 200)
+    with ExecutorPool(processes=1) as single:
+
+        async def on_single() -> None:
+            await single.execute_async(action, "onExecutePostLogin", event, secrets={}, limits=limits, cache={})
+
+        out["handoff_one_executor_busy_loop"] = {
+            f"slices_{slice_ms:g}_ms_per_s": asyncio.run(_handoff_rate(on_single, slice_ms))
+            for slice_ms in HANDOFF_SLICES_MS
+        }
     return out
+
+
+# The executor's hand-off: callers on one event loop share one executor while the loop also runs other
+# work (a server's HTTP and Postgres callbacks) in slices of a given length between its awaits.
+HANDOFF_CALLERS = 8
+HANDOFF_SLICES_MS = (0.0, 0.5, 1.0, 2.0)
+HANDOFF_S = 2.0
+
+
+async def _handoff_rate(execute: Callable[[], Any], slice_ms: float) -> float:
+    """Executions per second of one executor (`execute` runs one) shared by HANDOFF_CALLERS callers on a loop
+    busy in slices of `slice_ms` for HANDOFF_S.
+
+    An executor left idle while the loop runs other work before it hands the
+    executor to the next caller serves fewer executions the longer the slices.
+    """
+    stop = time.perf_counter() + HANDOFF_S
+    done = 0
+
+    async def caller() -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            await execute()
+            done += 1
+
+    async def other_work() -> None:
+        while time.perf_counter() < stop:
+            end = time.perf_counter() + slice_ms / 1000
+            while time.perf_counter() < end:
+                pass
+            await asyncio.sleep(0)
+
+    started = time.perf_counter()
+    await asyncio.gather(other_work(), *(caller() for _ in range(HANDOFF_CALLERS)))
+    return done / (time.perf_counter() - started)
 
 
 def measure_store(
@@ -1673,6 +1717,10 @@ def print_report(report: dict[str, Any]) -> None:
     say(f"  the sandbox alone: {ex['sandbox_in_process']['cpu_us']:.0f} µs CPU per execution; through the pool: "
         f"{ex['executor_pool']['executor_cpu_us']:.0f} µs in the executor + "
         f"{ex['executor_pool']['cpu_us']:.0f} µs in the caller")  # fmt: skip
+    handoff = ex["handoff_one_executor_busy_loop"]
+    say(f"  one executor shared by {HANDOFF_CALLERS} callers on a loop that also runs other work in slices, "
+        "executions/s: " + ", ".join(f"{k.removeprefix('slices_').removesuffix('_per_s').replace('_', ' ')} "
+                                     f"{v:,.0f}" for k, v in handoff.items()))  # fmt: skip
     ceil = b["ceilings"]
     say(f"  derived ceilings: {ceil['if_the_machine_were_ours_per_s']:,.0f} flows/s if the machine were ours, "
         f"{ceil['one_event_loop_thread_per_s']:,.0f} flows/s for one event loop thread")  # fmt: skip

@@ -23,8 +23,12 @@ as starting works again.
 Scheduling: a request takes the executor freed last (its caches are warm).
 Callers on an event loop (the server) that find none free wait on their
 loop, not in a thread, and freed executors are handed to them in arrival
-order. An executor sends its answer before it resets the execution's
-sandbox (wasmtime rewrites about a megabyte of memory then).
+order. On the loop, a request and its answer are driven by callbacks: the
+callback that sees an answer arrive reads it and hands the executor to the
+next waiting request, which is sent there and then, so a busy loop does not
+leave the executor idle while other work runs first. An executor sends its
+answer before it resets the execution's sandbox (wasmtime rewrites about a
+megabyte of memory then).
 
 Lifecycle: :class:`ExecutorPool` once per server process; each executor
 loads the engine once at start (about a second on a cold machine, then from
@@ -162,9 +166,9 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def _resolve(waiter: asyncio.Future[_Executor | None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+def _look_again(handed: asyncio.Future[bool]) -> None:
+    if not handed.done():
+        handed.set_result(False)
 
 
 def _call_on(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> bool:
@@ -181,29 +185,6 @@ def _call_on(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *ar
 
 class _NoAnswer(Exception):
     """The executor did not answer in time."""
-
-
-async def _readable(fd: int, timeout_s: float) -> None:
-    """Wait on the running event loop until `fd` has something to read; _NoAnswer after `timeout_s`.
-
-    A reader and a timer on the loop (asyncio.wait_for would add a task per call).
-    """
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[bool] = loop.create_future()
-
-    def settle(answered: bool) -> None:
-        if not ready.done():
-            ready.set_result(answered)
-
-    loop.add_reader(fd, settle, True)
-    timer = loop.call_later(timeout_s, settle, False)
-    try:
-        answered = await ready
-    finally:
-        loop.remove_reader(fd)
-        timer.cancel()
-    if not answered:
-        raise _NoAnswer
 
 
 @dataclass(frozen=True)
@@ -287,6 +268,98 @@ class _Executor:
             self.process.join()
 
 
+class _AsyncCall:
+    """A request of a caller on an event loop, driven by callbacks on that loop.
+
+    :meth:`start` sends it as soon as it holds an executor; the reader
+    callback that sees the answer arrive reads it, hands the executor to the
+    next waiting call (which sends its own request at once) and only then
+    wakes the caller. A call whose caller was cancelled meanwhile still
+    reads its answer, so its executor carries on rather than being replaced.
+    """
+
+    def __init__(
+        self,
+        pool: ExecutorPool,
+        loop: asyncio.AbstractEventLoop,
+        request_for: Callable[..., bytes],
+        *,
+        wall_ms: int,
+        build_id: str | None,
+        action_key: str | None,
+    ) -> None:
+        self.pool, self.loop, self.request_for = pool, loop, request_for
+        self.wall_ms, self.build_id, self.action_key = wall_ms, build_id, action_key
+        # While the call waits for an executor: True once handed one (and sent), False to look again.
+        self.handed: asyncio.Future[bool] | None = None
+        self.answer: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self.executor: _Executor | None = None
+        self.timeout_s = 0.0
+        self.started = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._resent = False
+
+    def start(self, executor: _Executor) -> None:
+        """Send the request to `executor`, now held by this call; on the call's loop."""
+        self.executor = executor
+        self.timeout_s = self.pool._deadline_s(executor, self.wall_ms, self.build_id)
+        self.started = time.monotonic()
+        self._send(full=False)
+
+    def _send(self, *, full: bool) -> None:
+        assert self.executor is not None
+        try:
+            # Requests are small next to the pipe's buffer, so the write does not wait for the
+            # executor; one that stopped reading fails it within the margin (SO_SNDTIMEO).
+            self.executor.conn.send_bytes(self.request_for(self.executor, full=full))
+            self.loop.add_reader(self.executor.conn.fileno(), self._answered)
+        except Exception as exc:  # every failure ends the call, never the loop
+            self._failed(exc)
+            return
+        self._timer = self.loop.call_later(self.timeout_s, self._overdue)
+
+    def _stop_waiting(self) -> None:
+        assert self.executor is not None
+        with contextlib.suppress(OSError, ValueError):  # a pipe closed meanwhile has no reader left
+            self.loop.remove_reader(self.executor.conn.fileno())
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _answered(self) -> None:
+        executor = self.executor
+        if executor is None:
+            return
+        self._stop_waiting()
+        try:
+            reply: dict[str, Any] = msgpack.unpackb(executor.conn.recv_bytes())
+        except Exception as exc:
+            self._failed(exc)
+            return
+        if reply.get("unknown_action") and not self._resent:
+            # The executor no longer keeps the action (it can only have forgotten it): send it whole.
+            self._resent = True
+            self._send(full=True)
+            return
+        self.executor = None
+        self.pool._done(executor, self.action_key)  # the next waiting call is sent before this caller wakes
+        if not self.answer.done():
+            self.answer.set_result(reply)
+
+    def _overdue(self) -> None:
+        self._timer = None
+        if self.executor is not None:
+            self._stop_waiting()
+            self._failed(_NoAnswer())
+
+    def _failed(self, exc: BaseException) -> None:
+        executor, self.executor = self.executor, None
+        assert executor is not None
+        error = self.pool._lost(executor, exc, self.timeout_s, self.started)
+        if not self.answer.done():
+            self.answer.set_exception(error)
+
+
 class ExecutorPool:
     """A fixed number of executor processes; executions go to whichever is free.
 
@@ -318,9 +391,7 @@ class ExecutorPool:
         # Callers on an event loop waiting for an executor: woken on their loop, without a thread.
         # A freed executor goes straight to the longest-waiting one (first come, first served: a
         # caller arriving meanwhile cannot take it first); None wakes one to look again.
-        self._async_waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[_Executor | None]]] = (
-            collections.deque()
-        )
+        self._async_waiters: collections.deque[_AsyncCall] = collections.deque()
         self._all: list[_Executor] = []
         self._idle: collections.deque[_Executor] = collections.deque()
         self._starting = 0
@@ -423,39 +494,43 @@ class ExecutorPool:
         under load, contends with the loop for the interpreter.
         """
         request = self._execution_request(action, handler, event, secrets=secrets, limits=limits, cache=cache)
-        executor = await self._acquire_async()
-        return request.result(await self._ask_async(executor, request.request_for, **request.ask))
+        return request.result(await self._ask_async(request.request_for, **request.ask))
 
-    async def _acquire_async(self) -> _Executor:
-        """:meth:`_acquire` of one executor, waiting on the running event loop, in arrival order."""
+    async def _ask_async(
+        self,
+        request_for: Callable[..., bytes],
+        *,
+        wall_ms: int,
+        build_id: str | None = None,
+        action_key: str | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`_ask` for a caller on the running event loop: a free executor now, else the wait for one
+        on the loop, in arrival order; then the answer."""
         loop = asyncio.get_running_loop()
+        call = _AsyncCall(self, loop, request_for, wall_ms=wall_ms, build_id=build_id, action_key=action_key)
         failures = self._start_failures
         while True:
             taken = self._acquire(1, wait=False, failures=failures)
             if taken:
-                return taken[0]
-            waiter: asyncio.Future[_Executor | None] = loop.create_future()
-            entry = (loop, waiter)
+                call.start(taken[0])
+                break
+            handed = call.handed = loop.create_future()
             with self._lock:
                 # Checked again under the lock that releases take: nothing freed is missed in between.
                 ready = self._idle or self._closed or (not self._all and self._start_failures > failures)
                 if not ready:
-                    self._async_waiters.append(entry)
+                    self._async_waiters.append(call)
             if ready:
                 continue
             try:
-                handed = await waiter
+                if await handed:
+                    break
             except BaseException:
                 with self._lock:
-                    if entry in self._async_waiters:
-                        self._async_waiters.remove(entry)
-                if waiter.done() and not waiter.cancelled():
-                    unused = waiter.result()
-                    if unused is not None:
-                        self._release(unused)  # handed an executor, then cancelled: pass it on
+                    if call in self._async_waiters:
+                        self._async_waiters.remove(call)
                 raise
-            if handed is not None:
-                return handed
+        return await call.answer
 
     def _execution_request(
         self,
@@ -559,23 +634,6 @@ class ExecutorPool:
         self._done(executor, action_key)
         return reply
 
-    async def _ask_async(
-        self,
-        executor: _Executor,
-        request_for: Callable[..., bytes],
-        *,
-        wall_ms: int,
-        build_id: str | None = None,
-        action_key: str | None = None,
-    ) -> dict[str, Any]:
-        """:meth:`_ask` on an executor already held, awaiting the answer on the event loop."""
-        timeout_s = self._deadline_s(executor, wall_ms, build_id)
-        reply = await self._exchange_async(executor, request_for(executor), timeout_s)
-        if reply.get("unknown_action"):
-            reply = await self._exchange_async(executor, request_for(executor, full=True), timeout_s)
-        self._done(executor, action_key)
-        return reply
-
     def _deadline_s(self, executor: _Executor, wall_ms: int, build_id: str | None) -> float:
         """How long to wait for an answer: the wall-clock limit, the margin, and a recompilation if due."""
         timeout_s = wall_ms / 1000 + self._margin_s
@@ -600,58 +658,45 @@ class ExecutorPool:
             reply: dict[str, Any] = msgpack.unpackb(executor.conn.recv_bytes())
             return reply
 
-    async def _exchange_async(self, executor: _Executor, request: bytes, timeout_s: float) -> dict[str, Any]:
-        """:meth:`_exchange`, awaiting the reply on the running event loop."""
-        with self._conversation(executor, timeout_s):
-            # Requests are small next to the pipe's buffer, so the write does not wait for the
-            # executor; one that stopped reading fails it within the margin (SO_SNDTIMEO).
-            executor.conn.send_bytes(request)
-            await _readable(executor.conn.fileno(), timeout_s)
-            reply: dict[str, Any] = msgpack.unpackb(executor.conn.recv_bytes())
-            return reply
-
     @contextlib.contextmanager
     def _conversation(self, executor: _Executor, timeout_s: float) -> Iterator[None]:
-        """One request and its reply with a held executor.
-
-        An executor that dies, stalls or is interrupted mid-conversation is
-        dropped: its pipe may still carry a late reply, which must never be
-        read as the answer to someone else's request.
-        """
+        """One request and its reply with a held executor; see :meth:`_lost` for how one fails."""
         started = time.monotonic()
         try:
             yield
-        except _NoAnswer:
+        except BaseException as exc:
+            raise self._lost(executor, exc, timeout_s, started) from None
+
+    def _lost(self, executor: _Executor, exc: BaseException, timeout_s: float, started: float) -> BaseException:
+        """A conversation with `executor` failed with `exc`: drop the executor and say why; what to raise.
+
+        An executor that dies, stalls or is interrupted mid-conversation is
+        dropped: its pipe may still carry a late reply, which must never be
+        read as the answer to someone else's request. Its failures become
+        :class:`PlatformError`; anything else (an interruption) is raised as it is.
+        """
+        self._discard(executor)
+        if isinstance(exc, _NoAnswer):
             log.error(
                 "executor pid %d did not answer within %.2f s (the request's wall-clock limit plus a %.1f s margin); "
                 "killed it, a replacement is starting",
-                executor.pid,
-                timeout_s,
-                self._margin_s,
-            )
-            self._discard(executor)
-            raise PlatformError("The executor running the action stopped answering; it was replaced") from None
-        except BlockingIOError:
+                executor.pid, timeout_s, self._margin_s,
+            )  # fmt: skip
+            return PlatformError("The executor running the action stopped answering; it was replaced")
+        if isinstance(exc, BlockingIOError):
             log.error(
                 "executor pid %d stopped reading its requests (a write stalled for %.1f s); "
                 "killed it, a replacement is starting",
-                executor.pid,
-                self._margin_s,
-            )
-            self._discard(executor)
-            raise PlatformError("The executor running the action stopped answering; it was replaced") from None
-        except (EOFError, OSError) as exc:
+                executor.pid, self._margin_s,
+            )  # fmt: skip
+            return PlatformError("The executor running the action stopped answering; it was replaced")
+        if isinstance(exc, EOFError | OSError):
             log.error(
                 "executor pid %d died or closed its pipe %.2f s into a request (%s); a replacement is starting",
-                executor.pid,
-                time.monotonic() - started,
-                type(exc).__name__,
-            )
-            self._discard(executor)
-            raise PlatformError("The executor running the action failed; it was replaced") from None
-        except BaseException:
-            self._discard(executor)
-            raise
+                executor.pid, time.monotonic() - started, type(exc).__name__,
+            )  # fmt: skip
+            return PlatformError("The executor running the action failed; it was replaced")
+        return exc
 
     def _acquire(self, count: int, *, wait: bool = True, failures: int | None = None) -> list[_Executor]:
         """Take `count` free executors at once, waiting for them (or, without `wait`, none if none is free).
@@ -690,18 +735,35 @@ class ExecutorPool:
                 wakeup.wait()
 
     def _release(self, executor: _Executor) -> None:
-        """Give back an executor that answered; after close() it is stopped instead."""
-        with self._lock:
-            if not self._closed:
-                self._free_locked(executor)
-                return
-        executor.stop()
+        """Give back an executor that answered; after close() it is stopped instead.
 
-    def _free_locked(self, executor: _Executor) -> None:
-        """An executor is free: to the longest-waiting event-loop caller if there is one, else idle."""
-        if not self._hand_over_locked(executor):
-            self._idle.append(executor)
-            self._notify_locked()
+        A call waiting on the caller's own event loop gets it at once: its
+        request is sent before this returns.
+        """
+        with self._lock:
+            closed = self._closed
+            waiting_here = None if closed else self._free_locked(executor, here=_running_loop())
+        if closed:
+            executor.stop()
+        elif waiting_here is not None:
+            self._deliver(waiting_here, executor)
+
+    def _free_locked(self, executor: _Executor, *, here: asyncio.AbstractEventLoop | None = None) -> _AsyncCall | None:
+        """An executor is free: to the longest-waiting event-loop call if there is one, else idle.
+
+        A call waiting on `here` (the running loop of the thread that frees
+        the executor) is returned, for the caller to deliver to once the lock
+        is released; the others are delivered on their own loops.
+        """
+        while self._async_waiters:
+            call = self._async_waiters.popleft()
+            if call.loop is here:
+                return call
+            if _call_on(call.loop, self._deliver, call, executor):
+                return None  # else its loop is closed: nobody is waiting there any more
+        self._idle.append(executor)
+        self._notify_locked()
+        return None
 
     def _discard(self, executor: _Executor) -> None:
         with self._lock:
@@ -771,26 +833,21 @@ class ExecutorPool:
         if len(self._idle) == self._size:
             self._all_freed.notify_all()
 
-    def _hand_over_locked(self, executor: _Executor) -> bool:
-        """Give `executor` to the longest-waiting event-loop caller, on its own loop; False if none waits."""
-        while self._async_waiters:
-            loop, waiter = self._async_waiters.popleft()
-            if _call_on(loop, self._deliver, waiter, executor):
-                return True  # else its loop is closed: nobody is waiting there any more
-        return False
-
-    def _deliver(self, waiter: asyncio.Future[_Executor | None], executor: _Executor) -> None:
-        """On the waiter's loop: hand over, or give the executor back if the waiter gave up meanwhile."""
-        if waiter.done():
+    def _deliver(self, call: _AsyncCall, executor: _Executor) -> None:
+        """On the call's loop: send its request with `executor`, or give the executor back if the caller gave up
+        meanwhile."""
+        if call.handed is None or call.handed.done():
             self._release(executor)
         else:
-            waiter.set_result(executor)
+            call.handed.set_result(True)
+            call.start(executor)
 
     def _wake_async_waiters_locked(self) -> None:
         """Wake every event-loop caller waiting for an executor, to look again (the pool closed, or a start failed)."""
         while self._async_waiters:
-            loop, waiter = self._async_waiters.popleft()
-            _call_on(loop, _resolve, waiter)
+            call = self._async_waiters.popleft()
+            if call.handed is not None:
+                _call_on(call.loop, _look_again, call.handed)
 
     def _new_executor(self) -> _Executor:
         return _Executor(self._ctx, send_timeout_s=self._margin_s)

@@ -435,6 +435,36 @@ def test_asyncio_callers_wait_for_a_busy_pool_on_the_loop_without_threads(
         asyncio.run(scenario(single))
 
 
+def test_a_caller_cancelled_while_its_execution_runs_leaves_the_executor_to_finish_and_serve_the_next(
+    busy_loop: CompiledAction, custom_factor: CompiledAction
+) -> None:
+    """A caller that gives up (a client gone) does not cost an executor: the execution ends by its own
+    limits, its answer is read and dropped, and the same process runs the next request, which waited."""
+    import asyncio
+
+    async def scenario(single: ExecutorPool) -> None:
+        (pid,) = single.pids()
+        slow = asyncio.create_task(
+            single.execute_async(busy_loop, "onExecutePostLogin", EVENT, limits=Limits(wall_ms=300, fuel=10**12))
+        )
+        deadline = time.monotonic() + HANG_S
+        while not single.pids(busy_only=True) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        waiting = asyncio.create_task(single.execute_async(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS))
+        await asyncio.sleep(0.05)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        assert single.pids(busy_only=True) == [pid], "the cancelled execution still runs on its executor"
+        result = await asyncio.wait_for(waiting, HANG_S)
+        assert result.ok and result.commands[0]["type"] == "redirect"
+        assert single.pids() == [pid]
+        assert single.stats()["replaced"] == 0
+
+    with ExecutorPool(processes=1) as single:
+        asyncio.run(scenario(single))
+
+
 def test_an_asyncio_caller_waiting_for_an_executor_fails_closed_when_none_can_start(
     busy_loop: CompiledAction, custom_factor: CompiledAction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
