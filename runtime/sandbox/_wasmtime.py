@@ -145,6 +145,9 @@ class WasmEngine:
     """The process-wide engine for one engine module. Create once per process."""
 
     TICK_MS = 5
+    # The ticker sleeps once no guest code has run for this many ticks (a second), and wakes with the
+    # next guest call: an idle process is not woken 200 times a second.
+    TICK_LINGER = 200
 
     def __init__(
         self,
@@ -199,6 +202,10 @@ class WasmEngine:
         self._life = _Lifecycle(lifecycle, self._engine_ptr, pre)
 
         self._closed = threading.Event()
+        # Guest calls in progress (any thread), and whether the ticker sleeps until the next one.
+        self._ticking = threading.Condition(threading.Lock())
+        self._calls = 0
+        self._ticker_asleep = False
         self._ticker = threading.Thread(target=self._tick, name="tollgate-epoch", daemon=True)
         self._ticker.start()
 
@@ -227,8 +234,30 @@ class WasmEngine:
         return module
 
     def _tick(self) -> None:
-        while not self._closed.wait(self.TICK_MS / 1000):
-            ffi.wasmtime_engine_increment_epoch(self._engine_ptr)
+        """Advance the epoch every TICK_MS while guest code may run (a store's epoch deadline counts
+        these ticks); asleep when none has run for TICK_LINGER ticks, until the next guest call."""
+        quiet = 0
+        with self._ticking:
+            while not self._closed.is_set():
+                if self._calls == 0 and quiet >= self.TICK_LINGER:
+                    self._ticker_asleep = True
+                    self._ticking.wait()
+                    self._ticker_asleep = False
+                    quiet = 0
+                    continue
+                self._ticking.wait(self.TICK_MS / 1000)
+                ffi.wasmtime_engine_increment_epoch(self._engine_ptr)
+                quiet = 0 if self._calls else quiet + 1
+
+    def _call_starts(self) -> None:
+        with self._ticking:
+            self._calls += 1
+            if self._ticker_asleep:
+                self._ticking.notify()
+
+    def _call_ends(self) -> None:
+        with self._ticking:
+            self._calls -= 1
 
     # Each deferred store holds a slot of the pool (PoolSettings.slots):
     # past this many, stores are dropped at once.
@@ -250,6 +279,8 @@ class WasmEngine:
         if self._closed.is_set():
             return
         self._closed.set()
+        with self._ticking:
+            self._ticking.notify()
         self._ticker.join()
         self.drop_deferred()
         ffi.wasmtime_instance_pre_delete(self._pre)
@@ -518,11 +549,14 @@ class Instance:
         """
         state = self._state
         life = self._life
+        engine = self._engine
         _local.instance = self
+        engine._call_starts()
         try:
             code = life.call(life.api_address, _addressof(state), name, len(name), arg is not None, arg or 0,
                              data, len(data) if data is not None else 0, at)  # fmt: skip
         finally:
+            engine._call_ends()
             _local.instance = None
         if code == _OK:
             return int(state.result)
