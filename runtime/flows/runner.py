@@ -276,12 +276,14 @@ class FlowRunner:
         self, state: FlowState, outcome: Outcome, *, browser: str | None, persist: Persist
     ) -> FlowResult:
         """Deny a login whose actions asked for multi-factor authentication that its caller cannot run."""
-        outcome.denied = {"reason": MFA_UNAVAILABLE, "code": "mfa_unavailable"}
+        outcome.denied = {"reason": MFA_UNAVAILABLE, "code": MFA_UNAVAILABLE_CODE}
         result = await self._stop(state, outcome, "denied", None, browser=browser, persist=persist)
         log.info(
-            "post-login flow %s of tenant %s denied: its actions asked for multi-factor authentication, which the"
-            " hosted login page does not offer (a custom factor goes through api.redirect)",
+            "post-login flow %s of tenant %s denied: its actions asked for multi-factor authentication, which %s"
+            " (a custom factor goes through api.redirect)",
             result.execution_id, state.tenant_name,
+            "a refresh-token exchange cannot run" if state.origin.get("kind") == "refresh"
+            else "the hosted login page does not offer",
         )  # fmt: skip
         return result
 
@@ -357,6 +359,7 @@ class FlowRunner:
 # A login whose actions asked for multi-factor authentication where the caller cannot run it (the hosted
 # login page has no second factors of its own; a custom factor goes through api.redirect) fails closed.
 MFA_UNAVAILABLE = "This login requires multi-factor authentication, which this sign-in page does not offer"
+MFA_UNAVAILABLE_CODE = "mfa_unavailable"
 
 
 def mfa_requested(outcome: Outcome) -> bool:

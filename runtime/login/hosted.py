@@ -47,6 +47,7 @@ from starlette.routing import Route
 from runtime.api.services import Services
 from runtime.flows import SESSION_IDLE, SESSION_LIFETIME, FlowResult
 from runtime.flows.outcome import iso_now
+from runtime.flows.runner import MFA_UNAVAILABLE_CODE
 from runtime.login import tokens
 from runtime.login.continuation import BROWSER_COOKIE, ORIGINS, FormTooLarge, read_form, request_event
 from runtime.login.pages import error_page, form_targets, page, redirect
@@ -549,10 +550,13 @@ async def _refresh_grant(
         event.pop("session")
     result = await services.flows.begin(
         tenant.id, event, interactive=False, session_id=session.id if session else None,
-        origin={"kind": "refresh"}, browser=None, persist=_refresh_persist(services, record.id),
+        # An exchange has no user at hand to challenge: actions that ask for a second factor fail it.
+        origin={"kind": "refresh", "offers_mfa": False}, browser=None, persist=_refresh_persist(services, record.id),
     )  # fmt: skip
     if result.status == "denied":
         denied = result.outcome.denied or {}
+        if denied.get("code") == MFA_UNAVAILABLE_CODE:
+            return _token_error(403, "mfa_required", MFA_ON_REFRESH)
         return _token_error(403, "access_denied", denied.get("reason", ""))
     if result.status != "completed":
         error_class = (result.error or {}).get("class", "platform_error")
@@ -579,6 +583,12 @@ async def _refresh_grant(
     elif idle is not None:
         await services.store.oauth.touch_refresh_token(tenant.id, record, idle=idle)
     return await _tokens(services, tenant, client, grant, refresh=refresh)
+
+
+# What the client is told when the actions of a refresh-token exchange ask for multi-factor authentication:
+# the exchange fails (as the hosted product's does; its documented way out is an action that skips the
+# factor when event.transaction.protocol is "oauth2-refresh-token").
+MFA_ON_REFRESH = "The login's actions require multi-factor authentication, which a refresh-token exchange cannot run"
 
 
 async def _refresh_token_reused(services: Services, tenant: Tenant, client: Client, record: RefreshToken) -> Response:

@@ -17,6 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from runtime.flows.runner import MFA_UNAVAILABLE
+from runtime.login.hosted import MFA_ON_REFRESH
 from runtime.store.logins import secret_hash
 from tests.fix_api import TenantClient
 from tests.flows.test_flow_api import FACTOR, METHOD, SECRET, bind, start
@@ -352,6 +353,25 @@ def offline_tokens(site: Site) -> dict[str, Any]:
     body: dict[str, Any] = exchange(site, code_of(submit(site, browser, authorize(site, browser, p,
                                                                                   scope="openid offline_access"))), p).json()  # fmt: skip
     return body
+
+
+def test_a_refresh_exchange_whose_actions_ask_for_mfa_fails_unless_they_skip_it(tenant: TenantClient) -> None:
+    """A refresh-token exchange has nobody at hand to challenge: actions that ask for a second factor there
+    fail it with 403 mfa_required (no tokens, and the refresh token stays valid); the documented way
+    out, an action that skips the factor on "oauth2-refresh-token", lets it through."""
+    site = make_site(tenant, None)
+    token = offline_tokens(site)["refresh_token"]
+    bind(tenant, ("mfa", "exports.onExecutePostLogin = async (e, api) => { api.multifactor.enable('any'); };"))
+    refused = refresh(site, token)
+    assert refused.status_code == 403, refused.text
+    assert refused.json() == {"error": "mfa_required", "error_description": MFA_ON_REFRESH}
+    assert "access_token" not in refused.text
+    bind(tenant, ("mfa-skipped-on-refresh", "exports.onExecutePostLogin = async (e, api) => {"
+                         " if (e.transaction.protocol === 'oauth2-refresh-token') return;"
+                         " api.multifactor.enable('any'); };"))  # fmt: skip
+    allowed = refresh(site, token)
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.json()["access_token"]
 
 
 def test_refresh_tokens_stay_the_same_unless_the_client_rotates_them(tenant: TenantClient) -> None:
