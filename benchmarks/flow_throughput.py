@@ -21,11 +21,15 @@ this machine's cores:
 - open loop at 80% of it: a fixed arrival schedule, latency counted from each
   request's scheduled time, so waiting behind a slow request counts
   (no coordinated omission);
+- open loop at 20% of it, for the CPU a flow costs when the processes sleep
+  between flows (each wakes for each flow) against its cost at saturation;
 - the generator's own ceiling against a stub server (same request bytes), and
   the server's cheapest answers (401 without a key, 400 after the key check
   and body validation, the OpenAPI document), so that the HTTP share is known;
 - where the time goes, by measurement: CPU per flow of each process (from
-  /proc), the executor round trip and the sandbox alone timed directly, the
+  /proc), the executor round trip and the sandbox alone timed directly, how
+  many executions one executor serves to callers on an event loop that is
+  busy with other work in slices of 0.5-2 ms (the hand-off), the
   store calls a flow makes timed directly on the same database, and a py-spy
   profile of the server's event loop when py-spy is installed.
 
@@ -82,6 +86,8 @@ TARGET_P99_MS = 20.0
 # Served at least this share of the open loop's offered rate: the server kept up.
 OPEN_LOOP_KEPT_UP = 0.97
 LOAD_FRACTION = 0.8
+# A light load, for what a flow costs when the processes sleep between flows.
+LIGHT_FRACTION = 0.2
 # Keycloak's sizing guide: one vCPU per 120 refresh-token requests/s (and per 15 password logins/s).
 KEYCLOAK_REFRESH_PER_VCPU = 120
 KEYCLOAK_PASSWORD_PER_VCPU = 15
@@ -508,7 +514,8 @@ class CpuMeter:
         main = end.server_main_thread - start.server_main_thread
         parts = {
             "server_event_loop_thread": main,
-            "server_other_threads": (end.server_process - start.server_process) - main,
+            # Clock ticks of 10 ms: the difference of two rounded counts can dip below zero.
+            "server_other_threads": max(0.0, (end.server_process - start.server_process) - main),
             "executors": end.executors - start.executors,
             "postgres_backends": sum(c - start.postgres.get(pid, 0.0) for pid, c in end.postgres.items()),
             "load_generator": generator_cpu_s,
@@ -1190,6 +1197,7 @@ class Plan:
     warmup_s: float
     floor_s: float
     open_s: float
+    light_s: float
     profile_s: float
     sessions: int
     direct_n: int
@@ -1197,9 +1205,9 @@ class Plan:
     @classmethod
     def make(cls, args: argparse.Namespace) -> Plan:
         if args.quick:
-            plan = cls(True, (1, 4, 16), 1, 2.0, 0.5, 1.5, 5.0, 3.0, 200, 200)
+            plan = cls(True, (1, 4, 16), 1, 2.0, 0.5, 1.5, 5.0, 3.0, 3.0, 200, 200)
         else:
-            plan = cls(False, (1, 2, 4, 8, 16, 32), 3, 3.0, 0.5, 3.0, 30.0, 8.0, 1000, 1000)
+            plan = cls(False, (1, 2, 4, 8, 16, 32), 3, 3.0, 0.5, 3.0, 30.0, 10.0, 8.0, 1000, 1000)
         plan.rounds = args.rounds or plan.rounds
         plan.level_s = args.seconds or plan.level_s
         plan.open_s = args.open_seconds or plan.open_s
@@ -1215,6 +1223,7 @@ class Plan:
             ("closed loop with session ids (saturation)", self.rounds * len(self.levels) * run),
             ("closed loop without session ids", 2 * self.rounds * run),
             (f"open loop at {LOAD_FRACTION:.0%} of saturation", self.open_s + 2.5),
+            (f"open loop at {LIGHT_FRACTION:.0%} of saturation (CPU per flow at light load)", self.light_s + 2.5),
             ("the parts, timed directly (sandbox, executor pipe, store calls)", 8 + self.direct_n / 60),
             ("profile of the server at saturation (py-spy)", self.profile_s + 1.5 + self.warmup_s),
         ]
@@ -1385,6 +1394,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         say(f"    p50 {lat['p50_us'] / 1000:.2f} ms, p90 {lat['p90_us'] / 1000:.2f} ms, "
             f"p99 {lat['p99_us'] / 1000:.2f} ms ({lat['count']:,} flows)")  # fmt: skip
 
+        light_rate = LIGHT_FRACTION * best["per_s"]
+        progress.next(f": {light_rate:,.0f} flows/s on a fixed schedule for {plan.light_s:.0f} s")
+        marks = []
+        light_job = {**open_job, "rate": light_rate, "seconds": plan.light_s}
+        lit = generator.run(light_job, on_measuring=lambda: marks.append(meter.snapshot()))
+        light_loop = {
+            "rate_per_s": light_rate,
+            "seconds": plan.light_s,
+            "latency_from_schedule": summary_us(lit["latencies_us"]),
+            "errors": lit["errors"],
+            "cpu": CpuMeter.per_request(
+                [CpuMeter.delta(marks[0], meter.snapshot(), lit["generator_cpu_s"])], lit["count"]
+            ),
+        }
+        say(f"    {sum(light_loop['cpu'][f'{k}_us'] for k in CPU_PARTS if k != 'rest_of_machine'):,.0f} µs of CPU "
+            f"per flow (server, executors, PostgreSQL, generator)")  # fmt: skip
+
         progress.next(f": {plan.direct_n:,} calls each, the server idle")
         handler = measure_handler(server, database_url, tenant, session_events[1], plan.direct_n)
         execution = measure_execution(session_events[0], tenant.name, plan.direct_n)
@@ -1412,8 +1438,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         report = assemble(
             plan, server, tenant, best=best, ramp=ramp, no_session=no_session, floors=floors, open_loop=open_loop,
-            handler=handler, execution=execution, store=store, profile=profile, profiled=profiled,
-            session_events=session_events, postgres=pg, origin=origin,
+            light_loop=light_loop, handler=handler, execution=execution, store=store, profile=profile,
+            profiled=profiled, session_events=session_events, postgres=pg, origin=origin,
         )  # fmt: skip
         say(f"[done] measured in {time.perf_counter() - progress.started:.0f} s; "
             "stopping the server and dropping the database")  # fmt: skip
@@ -1430,6 +1456,7 @@ def assemble(
     no_session: list[dict[str, Any]],
     floors: dict[str, Any],
     open_loop: dict[str, Any],
+    light_loop: dict[str, Any],
     handler: dict[str, float],
     execution: dict[str, Any],
     store: dict[str, Any],
@@ -1522,6 +1549,7 @@ def assemble(
             "without_session_flows_per_s": no_session[-1]["per_s"],
         },
         "open_loop": open_loop,
+        "light_open_loop": light_loop,
         "floors": floors,
         "generator": {
             "ceiling_per_s_against_stub": floors["stub_server_same_request"]["c16"]["per_s"],
@@ -1555,6 +1583,7 @@ def assemble(
             "rounds": plan.rounds,
             "level_s": plan.level_s,
             "open_s": plan.open_s,
+            "light_s": plan.light_s,
             "sessions": plan.sessions,
         },
     }
@@ -1708,6 +1737,15 @@ def print_report(report: dict[str, Any]) -> None:
     )
     for key in CPU_PARTS:
         say(f"  {key.replace('_', ' '):42} {cpu[key + '_us']:7,.0f}")
+    loads = [(f"{LIGHT_FRACTION:.0%} load", report["light_open_loop"]["cpu"]),
+             (f"{LOAD_FRACTION:.0%} load", report["open_loop"]["cpu"]), ("saturation", cpu)]  # fmt: skip
+    say("  CPU per flow by load, µs (" + "; ".join(f"{name}: machine {c['machine_busy_cores']:.2f} busy"
+                                                for name, c in loads) + "):")  # fmt: skip
+    for key in [k for k in CPU_PARTS if k != "rest_of_machine"]:
+        say(f"    {key.replace('_', ' '):40} " + "".join(f"{c[key + '_us']:9,.0f}" for _, c in loads))
+    totals = [sum(c[f"{k}_us"] for k in CPU_PARTS if k != "rest_of_machine") for _, c in loads]
+    say(f"    {'in all':40} " + "".join(f"{t:9,.0f}" for t in totals)
+        + f"   ({totals[0] / totals[2]:.2f} and {totals[1] / totals[2]:.2f} times saturation's)")  # fmt: skip
     c401, c400 = b["cpu_per_request_401"], b["cpu_per_request_400"]
     say(
         f"  event loop CPU per request: 401 {c401['server_event_loop_thread_us']:,.0f} µs, "
