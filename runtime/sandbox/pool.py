@@ -390,7 +390,7 @@ class ExecutorPool:
         self._all_freed = threading.Condition(self._lock)
         # Callers on an event loop waiting for an executor: woken on their loop, without a thread.
         # A freed executor goes straight to the longest-waiting one (first come, first served: a
-        # caller arriving meanwhile cannot take it first); None wakes one to look again.
+        # caller arriving meanwhile cannot take it first); handed False wakes one to look again.
         self._async_waiters: collections.deque[_AsyncCall] = collections.deque()
         self._all: list[_Executor] = []
         self._idle: collections.deque[_Executor] = collections.deque()
