@@ -1663,6 +1663,11 @@ def plot(report: dict[str, Any], open_latencies: list[int] | None, path: Path) -
     fig.savefig(path, dpi=110)
 
 
+def _cores(value: float | None) -> str:
+    """Cores used, or what stands for none measured (every window held a slow flow, say)."""
+    return "no window" if value is None else f"{value:.2f} cores"
+
+
 def print_report(report: dict[str, Any]) -> None:
     w = report["workload"]
     say(f"\nClosed loop: one bound action, {w['event_json_bytes']:,} B event, a session id per login "
@@ -1693,8 +1698,8 @@ def print_report(report: dict[str, Any]) -> None:
     if bw["windows_with_a_slow_flow"]:
         say(f"  {bw['slow_flows']:,} flows over {bw['slow_over_us'] / 1000:.0f} ms, scheduled in "
             f"{bw['windows_with_a_slow_flow']} of the {bw['windows']} windows of {bw['window_s'] * 1000:.0f} ms; "
-            f"processes outside the benchmark used {bw['others_cores_near_slow_windows']:.2f} cores in those "
-            f"windows and the ones before, {bw['others_cores_elsewhere']:.2f} in the rest")  # fmt: skip
+            f"processes outside the benchmark used {_cores(bw['others_cores_near_slow_windows'])} in those "
+            f"windows and the ones before, {_cores(bw['others_cores_elsewhere'])} in the rest")  # fmt: skip
         say(
             "  the worst windows (from the start of the measured 30 s): "
             + "; ".join(
