@@ -23,12 +23,18 @@ as starting works again.
 Scheduling: a request takes the executor freed last (its caches are warm).
 Callers on an event loop (the server) that find none free wait on their
 loop, not in a thread, and freed executors are handed to them in arrival
-order. On the loop, a request and its answer are driven by callbacks: the
-callback that sees an answer arrive reads it and hands the executor to the
-next waiting request, which is sent there and then, so a busy loop does not
-leave the executor idle while other work runs first. An executor sends its
-answer before it resets the execution's sandbox (wasmtime rewrites about a
-megabyte of memory then).
+order. On the loop, requests and answers are driven by callbacks, and an
+executor need not wait for a busy loop between two requests: a request that
+finds no free executor is written behind the one request an executor of the
+same loop started moments ago (when none is waiting before it), and the
+executor reads it from its pipe as soon as it has answered; the callback that
+reads an answer queues the next waiting request behind the one the executor
+now runs, or, once it runs none, hands it on to the next waiting request,
+which is sent there and then. Answers come back in the order the requests
+were written. An executor that dies or hangs fails the request it was
+running; those queued behind it, which it never started, go to another. An
+executor sends its answer before it resets the execution's sandbox (wasmtime
+rewrites about a megabyte of memory then).
 
 Lifecycle: :class:`ExecutorPool` once per server process; each executor
 loads the engine once at start (about a second on a cold machine, then from
@@ -77,6 +83,12 @@ _RECOMPILE_ALLOWANCE_S = Limits().wall_ms / 1000
 # most _ACTIONS_NAMED of them, all among the executor's latest, so a named action is always kept.
 _ACTIONS_KEPT = 512
 _ACTIONS_NAMED = 256
+# An event-loop caller that finds no free executor may write its request behind the one request an
+# executor of its loop is running, so that the executor reads it as soon as it has answered, without
+# waiting for the loop: behind a request sent at most this long ago, and when it is at most this big
+# (it waits in the pipe's buffer while the executor works).
+_PIPELINE_FRESH_S = 0.002
+_PIPELINE_MAX_BYTES = 64 * 1024
 
 
 def _compile(request: dict[str, Any]) -> dict[str, Any]:
@@ -205,8 +217,11 @@ class _Request:
 class _Executor:
     """One executor process and the server's end of its pipe.
 
-    Used by one caller at a time: whoever took it from the pool sends a
+    Held by one caller at a time: whoever took it from the pool sends a
     request and reads its reply before anyone else may write to the pipe.
+    Callers on one event loop share it as a queue instead (``calls``): their
+    requests are read by the executor in the order they were written, and
+    their answers come back in that order.
     """
 
     def __init__(self, ctx: Any, *, send_timeout_s: float) -> None:
@@ -219,6 +234,10 @@ class _Executor:
         self.build_id = ""
         # Digests of the actions this executor keeps (it was sent them whole).
         self.actions: set[str] = set()
+        # Requests of event-loop callers written to the pipe and not yet answered, in the order the
+        # executor answers them: the first runs, the next waits in the pipe (see _PIPELINE_DEPTH).
+        self.calls: collections.deque[_AsyncCall] = collections.deque()
+        self.deadline: asyncio.TimerHandle | None = None  # for the first of them
         # A request is written while the executor waits for one; an executor that
         # stopped reading (a stopped or frozen process) must not block the writer
         # once the request is bigger than the pipe's buffer: a write that makes no
@@ -271,16 +290,19 @@ class _Executor:
 class _AsyncCall:
     """A request of a caller on an event loop, driven by callbacks on that loop.
 
-    :meth:`start` sends it as soon as it holds an executor; the reader
-    callback that sees the answer arrive reads it, hands the executor to the
-    next waiting call (which sends its own request at once) and only then
-    wakes the caller. A call whose caller was cancelled meanwhile still
-    reads its answer, so its executor carries on rather than being replaced.
+    :meth:`start` writes it to an executor as soon as it has one: a free
+    executor, or one running a single request for the same loop, which reads
+    this one from its pipe the moment it has answered (the answer is not
+    waiting for the loop, which may be busy with other work). The pool's
+    reader callback for that executor reads each answer, gives it to its call
+    and, once the executor holds no call, hands it on to the next waiting
+    call, which is sent there and then. A call whose caller was cancelled
+    meanwhile still has its answer read, so its executor carries on rather
+    than being replaced.
     """
 
     def __init__(
         self,
-        pool: ExecutorPool,
         loop: asyncio.AbstractEventLoop,
         request_for: Callable[..., bytes],
         *,
@@ -288,76 +310,22 @@ class _AsyncCall:
         build_id: str | None,
         action_key: str | None,
     ) -> None:
-        self.pool, self.loop, self.request_for = pool, loop, request_for
+        self.loop, self.request_for = loop, request_for
         self.wall_ms, self.build_id, self.action_key = wall_ms, build_id, action_key
         # While the call waits for an executor: True once handed one (and sent), False to look again.
         self.handed: asyncio.Future[bool] | None = None
         self.answer: asyncio.Future[dict[str, Any]] = loop.create_future()
-        self.executor: _Executor | None = None
-        self.timeout_s = 0.0
-        self.started = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self._resent = False
+        self.resent = False
+        self.sent = 0.0  # when it was written (monotonic)
+        # Sent again by the pool after its executor failed before starting it: its caller awaits the answer.
+        self.resubmitted = False
 
-    def start(self, executor: _Executor) -> None:
-        """Send the request to `executor`, now held by this call; on the call's loop."""
-        self.executor = executor
-        self.timeout_s = self.pool._deadline_s(executor, self.wall_ms, self.build_id)
-        self.started = time.monotonic()
-        self._send(full=False)
-
-    def _send(self, *, full: bool) -> None:
-        assert self.executor is not None
-        try:
-            # Requests are small next to the pipe's buffer, so the write does not wait for the
-            # executor; one that stopped reading fails it within the margin (SO_SNDTIMEO).
-            self.executor.conn.send_bytes(self.request_for(self.executor, full=full))
-            self.loop.add_reader(self.executor.conn.fileno(), self._answered)
-        except Exception as exc:  # every failure ends the call, never the loop
-            self._failed(exc)
-            return
-        self._timer = self.loop.call_later(self.timeout_s, self._overdue)
-
-    def _stop_waiting(self) -> None:
-        assert self.executor is not None
-        with contextlib.suppress(OSError, ValueError):  # a pipe closed meanwhile has no reader left
-            self.loop.remove_reader(self.executor.conn.fileno())
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _answered(self) -> None:
-        executor = self.executor
-        if executor is None:
-            return
-        self._stop_waiting()
-        try:
-            reply: dict[str, Any] = msgpack.unpackb(executor.conn.recv_bytes())
-        except Exception as exc:
-            self._failed(exc)
-            return
-        if reply.get("unknown_action") and not self._resent:
-            # The executor no longer keeps the action (it can only have forgotten it): send it whole.
-            self._resent = True
-            self._send(full=True)
-            return
-        self.executor = None
-        self.pool._done(executor, self.action_key)  # the next waiting call is sent before this caller wakes
+    def settle(self, reply: dict[str, Any] | None, error: BaseException | None = None) -> None:
         if not self.answer.done():
-            self.answer.set_result(reply)
-
-    def _overdue(self) -> None:
-        self._timer = None
-        if self.executor is not None:
-            self._stop_waiting()
-            self._failed(_NoAnswer())
-
-    def _failed(self, exc: BaseException) -> None:
-        executor, self.executor = self.executor, None
-        assert executor is not None
-        error = self.pool._lost(executor, exc, self.timeout_s, self.started)
-        if not self.answer.done():
-            self.answer.set_exception(error)
+            if error is not None:
+                self.answer.set_exception(error)
+            else:
+                self.answer.set_result(reply)  # type: ignore[arg-type]
 
 
 class ExecutorPool:
@@ -507,12 +475,14 @@ class ExecutorPool:
         """:meth:`_ask` for a caller on the running event loop: a free executor now, else the wait for one
         on the loop, in arrival order; then the answer."""
         loop = asyncio.get_running_loop()
-        call = _AsyncCall(self, loop, request_for, wall_ms=wall_ms, build_id=build_id, action_key=action_key)
+        call = _AsyncCall(loop, request_for, wall_ms=wall_ms, build_id=build_id, action_key=action_key)
         failures = self._start_failures
         while True:
             taken = self._acquire(1, wait=False, failures=failures)
             if taken:
-                call.start(taken[0])
+                self._start(call, taken[0])
+                break
+            if self._queue_behind(call):
                 break
             handed = call.handed = loop.create_future()
             with self._lock:
@@ -634,6 +604,150 @@ class ExecutorPool:
         self._done(executor, action_key)
         return reply
 
+    # -- event-loop callers: requests written as executors take them, answers read by callbacks --
+
+    def _queue_behind(self, call: _AsyncCall) -> bool:
+        """Write `call` behind the one request of a busy executor of its loop, if one has room; whether it was.
+
+        Only behind a request sent moments ago (_PIPELINE_FRESH_S), which is
+        most likely an ordinary short execution, and only a request that fits
+        the pipe's buffer while the executor is busy: a caller queued behind
+        a slow execution waits for it (the wait for a free executor would
+        have ended sooner only with several executors per loop).
+        """
+        now = time.monotonic()
+        with self._lock:
+            if self._closed or self._async_waiters:  # first come, first served: those waiting go first
+                return False
+            candidates = [
+                executor for executor in self._all
+                if len(executor.calls) == 1 and executor.calls[0].loop is call.loop
+                and now - executor.calls[0].sent < _PIPELINE_FRESH_S
+            ]  # fmt: skip
+        for executor in candidates:
+            request = call.request_for(executor)
+            if len(request) <= _PIPELINE_MAX_BYTES:
+                self._start(call, executor, request)
+                return True
+        return False
+
+    def _start(self, call: _AsyncCall, executor: _Executor, request: bytes | None = None) -> None:
+        """Write `call`'s request to `executor` (free, or running one request for the same loop); on its loop."""
+        executor.calls.append(call)
+        call.sent = time.monotonic()
+        try:
+            executor.conn.send_bytes(request if request is not None else call.request_for(executor))
+            if len(executor.calls) == 1:
+                self._await_answer(executor)
+        except Exception as exc:  # every failure ends the calls, never the loop
+            self._executor_failed(executor, exc)
+
+    def _await_answer(self, executor: _Executor) -> None:
+        """Read the answer to the first of `executor`'s calls when it comes, within its deadline."""
+        call = executor.calls[0]
+        call.loop.add_reader(executor.conn.fileno(), self._answered, executor)
+        timeout_s = self._deadline_s(executor, call.wall_ms, call.build_id)
+        executor.deadline = call.loop.call_later(timeout_s, self._overdue, executor, timeout_s)
+
+    def _answered(self, executor: _Executor) -> None:
+        """The reader callback: the answer to `executor`'s first call."""
+        if not executor.calls:
+            return
+        call = executor.calls[0]
+        try:
+            reply: dict[str, Any] = msgpack.unpackb(executor.conn.recv_bytes())
+        except Exception as exc:
+            self._executor_failed(executor, exc)
+            return
+        executor.calls.popleft()
+        again = bool(reply.get("unknown_action")) and not call.resent
+        if again:
+            # The executor no longer keeps the action (it can only have forgotten it): send it whole,
+            # behind whatever is queued in the pipe already.
+            call.resent = True
+            executor.calls.append(call)
+            try:
+                executor.conn.send_bytes(call.request_for(executor, full=True))
+            except Exception as exc:
+                self._executor_failed(executor, exc)
+                return
+        else:
+            self._note_action(executor, call.action_key)
+        if executor.calls:
+            if executor.deadline is not None:
+                executor.deadline.cancel()
+            first = executor.calls[0]
+            timeout_s = self._deadline_s(executor, first.wall_ms, first.build_id)
+            executor.deadline = call.loop.call_later(timeout_s, self._overdue, executor, timeout_s)
+            if len(executor.calls) == 1:
+                self._queue_waiting(executor, call.loop)
+        else:
+            self._stop_waiting_for(executor, call.loop)
+            self._release(executor)  # the next waiting call is sent before this caller wakes
+        if not again:
+            call.settle(reply)
+
+    def _queue_waiting(self, executor: _Executor, loop: asyncio.AbstractEventLoop) -> None:
+        """`executor` has just started the request queued in its pipe: queue the longest-waiting call of
+        `loop` behind it, if it fits the pipe."""
+        with self._lock:
+            call = next((waiting for waiting in self._async_waiters if waiting.loop is loop), None)
+            if call is None:
+                return
+            self._async_waiters.remove(call)
+        if call.handed is None or call.handed.done() or call.answer.done():
+            return  # its caller gave up
+        request = call.request_for(executor)
+        if len(request) > _PIPELINE_MAX_BYTES:
+            with self._lock:
+                self._async_waiters.appendleft(call)
+            return
+        call.handed.set_result(True)
+        self._start(call, executor, request)
+
+    def _stop_waiting_for(self, executor: _Executor, loop: asyncio.AbstractEventLoop) -> None:
+        with contextlib.suppress(OSError, ValueError):  # a pipe closed meanwhile has no reader left
+            loop.remove_reader(executor.conn.fileno())
+        if executor.deadline is not None:
+            executor.deadline.cancel()
+            executor.deadline = None
+
+    def _overdue(self, executor: _Executor, timeout_s: float) -> None:
+        executor.deadline = None
+        if executor.calls:
+            self._executor_failed(executor, _NoAnswer(), timeout_s)
+
+    def _executor_failed(self, executor: _Executor, exc: BaseException, timeout_s: float | None = None) -> None:
+        """`executor` died, stalled or broke its pipe: its first call fails closed; the calls queued behind it,
+        which it had not started, go to another executor."""
+        head = executor.calls.popleft()
+        queued = list(executor.calls)
+        executor.calls.clear()
+        self._stop_waiting_for(executor, head.loop)
+        if timeout_s is None:
+            timeout_s = self._deadline_s(executor, head.wall_ms, head.build_id)
+        head.settle(None, self._lost(executor, exc, timeout_s, head.sent))
+        for call in reversed(queued):  # first in the queue of waiting calls, in their order
+            self._send_again(call)
+
+    def _send_again(self, call: _AsyncCall) -> None:
+        """A call whose executor failed before it started: to a free executor, else first among the waiting."""
+        try:
+            taken = self._acquire(1, wait=False)
+        except PlatformError as exc:  # the pool closed
+            call.settle(None, exc)
+            return
+        if taken:
+            self._start(call, taken[0])
+            return
+        call.resubmitted = True
+        call.handed = call.loop.create_future()  # nobody awaits it: _deliver starts the call
+        with self._lock:
+            if not self._closed:
+                self._async_waiters.appendleft(call)
+                return
+        call.settle(None, PlatformError("the executor pool is closed"))
+
     def _deadline_s(self, executor: _Executor, wall_ms: int, build_id: str | None) -> float:
         """How long to wait for an answer: the wall-clock limit, the margin, and a recompilation if due."""
         timeout_s = wall_ms / 1000 + self._margin_s
@@ -643,11 +757,15 @@ class ExecutorPool:
 
     def _done(self, executor: _Executor, action_key: str | None) -> None:
         """An executor answered: note the action it now keeps and give it back."""
+        self._note_action(executor, action_key)
+        self._release(executor)
+
+    @staticmethod
+    def _note_action(executor: _Executor, action_key: str | None) -> None:
         if action_key is not None:
             if len(executor.actions) >= _ACTIONS_NAMED:
                 executor.actions.clear()
             executor.actions.add(action_key)
-        self._release(executor)
 
     def _exchange(self, executor: _Executor, request: bytes, timeout_s: float) -> dict[str, Any]:
         """Send `request` to a held executor and read its reply within `timeout_s`."""
@@ -836,17 +954,20 @@ class ExecutorPool:
     def _deliver(self, call: _AsyncCall, executor: _Executor) -> None:
         """On the call's loop: send its request with `executor`, or give the executor back if the caller gave up
         meanwhile."""
-        if call.handed is None or call.handed.done():
+        if call.handed is None or call.handed.done() or call.answer.done():
             self._release(executor)
         else:
             call.handed.set_result(True)
-            call.start(executor)
+            self._start(call, executor)
 
     def _wake_async_waiters_locked(self) -> None:
         """Wake every event-loop caller waiting for an executor, to look again (the pool closed, or a start failed)."""
         while self._async_waiters:
             call = self._async_waiters.popleft()
-            if call.handed is not None:
+            if call.resubmitted:  # nobody would look again for it: it fails closed
+                error = PlatformError("No executor could take the action's request; try again")
+                _call_on(call.loop, call.settle, None, error)
+            elif call.handed is not None:
                 _call_on(call.loop, _look_again, call.handed)
 
     def _new_executor(self) -> _Executor:

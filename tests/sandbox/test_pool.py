@@ -465,6 +465,78 @@ def test_a_caller_cancelled_while_its_execution_runs_leaves_the_executor_to_fini
         asyncio.run(scenario(single))
 
 
+@pytest.mark.parametrize(("sig", "message"), [(signal.SIGKILL, "failed; it was replaced"),
+                                              (signal.SIGSTOP, "stopped answering")])  # fmt: skip
+def test_a_request_queued_behind_a_failing_execution_runs_on_another_executor(
+    busy_loop: CompiledAction, custom_factor: CompiledAction, monkeypatch: pytest.MonkeyPatch, sig: int, message: str
+) -> None:
+    """An event-loop caller that finds the executor busy writes its request behind the running one; when
+    the executor dies or hangs, the running execution fails closed and the queued one, which the executor
+    never started, runs on the replacement."""
+    import asyncio
+
+    from runtime.sandbox import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "_PIPELINE_FRESH_S", HANG_S)  # whatever the machine's pace
+
+    async def scenario(single: ExecutorPool) -> None:
+        running = asyncio.create_task(
+            single.execute_async(busy_loop, "onExecutePostLogin", EVENT, limits=Limits(wall_ms=300, fuel=10**12))
+        )
+        await asyncio.sleep(0)
+        queued = asyncio.create_task(single.execute_async(custom_factor, "onExecutePostLogin", EVENT, secrets=SECRETS))
+        await asyncio.sleep(0)
+        (executor,) = single._all
+        assert len(executor.calls) == 2 and not single._async_waiters, "the second request waits in the pipe"
+        os.kill(executor.pid, sig)
+        with pytest.raises(PlatformError, match=message):
+            await asyncio.wait_for(running, HANG_S)
+        result = await asyncio.wait_for(queued, HANG_S)
+        assert result.ok and result.commands[0]["type"] == "redirect"
+        assert single.pids() != [executor.pid]
+        assert single.stats()["replaced"] == 1
+
+    with ExecutorPool(processes=1, deadline_margin_s=MARGIN_S) as single:
+        asyncio.run(scenario(single))
+
+
+def test_requests_queued_in_the_pipe_are_answered_in_order_and_keep_first_come_first_served(
+    custom_factor: CompiledAction, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many event-loop callers on one executor: each gets the answer to its own request (the event's user
+    comes back inside the redirect's signed token), whether it waited in the pipe or for the executor."""
+    import asyncio
+    from urllib.parse import parse_qs, urlsplit
+
+    import jwt
+
+    from runtime.sandbox import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "_PIPELINE_FRESH_S", HANG_S)
+    queued_in_pipe = []
+
+    async def scenario(single: ExecutorPool) -> None:
+        async def one(i: int) -> str:
+            event = {**EVENT, "user": {"user_id": f"user-{i}"}}
+            pending = single.execute_async(custom_factor, "onExecutePostLogin", event, secrets=SECRETS)
+            task = asyncio.ensure_future(pending)
+            await asyncio.sleep(0)
+            queued_in_pipe.append(len(single._all[0].calls))
+            result = await task
+            assert result.ok, result.error
+            (command,) = [c for c in result.commands if c["type"] == "redirect"]
+            (token,) = parse_qs(urlsplit(command["url"]).query)["session_token"]
+            claims = jwt.decode(token, SECRETS["SESSION_TOKEN_SECRET"], algorithms=["HS256"])
+            return str(claims["user_id"])
+
+        users = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(40))), HANG_S)
+        assert users == [f"user-{i}" for i in range(40)]
+
+    with ExecutorPool(processes=1) as single:
+        asyncio.run(scenario(single))
+    assert max(queued_in_pipe) == 2, "some requests waited in the pipe"
+
+
 def test_an_asyncio_caller_waiting_for_an_executor_fails_closed_when_none_can_start(
     busy_loop: CompiledAction, custom_factor: CompiledAction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
