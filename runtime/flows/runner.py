@@ -68,6 +68,7 @@ class FlowState:
     # Whether steps[position] resumes with onContinuePostLogin.
     resuming: bool
     event: dict[str, Any]
+    # The Outcome's fields as of the flow's last suspension ({} before one: the defaults).
     outcome: dict[str, Any]
     results: list[dict[str, Any]]
     interactive: bool
@@ -152,7 +153,7 @@ class FlowRunner:
             position=0,
             resuming=False,
             event=event,
-            outcome=Outcome().to_dict(),
+            outcome={},  # Outcome's defaults (see _run)
             results=[],
             interactive=interactive,
             session_id=session_id,
@@ -299,7 +300,6 @@ class FlowRunner:
         target: str | None = None,
     ) -> FlowResult:
         """Commit where the flow stopped, at once: execution record, session, the caller's writes, a suspension."""
-        state.outcome = outcome.to_dict()
         logins = self.services.store.logins
         record_status = "suspended" if status == "redirect" else status
         result = FlowResult(status=status, state=state, outcome=outcome, execution_id="", error=_public(error))
@@ -319,6 +319,8 @@ class FlowRunner:
                 )  # fmt: skip
             state.methods_saved = len(outcome.methods)
             if target is not None:
+                # The outcome so far goes with the suspended flow (elsewhere the result carries it as it is).
+                state.outcome = outcome.to_dict()
                 token = new_secret()
                 state.transaction_id = str(uuid.uuid4())
                 await logins.suspend(
