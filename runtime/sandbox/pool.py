@@ -320,12 +320,13 @@ class _AsyncCall:
         # Sent again by the pool after its executor failed before starting it: its caller awaits the answer.
         self.resubmitted = False
 
-    def settle(self, reply: dict[str, Any] | None, error: BaseException | None = None) -> None:
+    def settle(self, reply: dict[str, Any]) -> None:
         if not self.answer.done():
-            if error is not None:
-                self.answer.set_exception(error)
-            else:
-                self.answer.set_result(reply)  # type: ignore[arg-type]
+            self.answer.set_result(reply)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(error)
 
 
 class ExecutorPool:
@@ -644,8 +645,14 @@ class ExecutorPool:
 
     def _await_answer(self, executor: _Executor) -> None:
         """Read the answer to the first of `executor`'s calls when it comes, within its deadline."""
+        executor.calls[0].loop.add_reader(executor.conn.fileno(), self._answered, executor)
+        self._arm_deadline(executor)
+
+    def _arm_deadline(self, executor: _Executor) -> None:
+        """The deadline of the call `executor` runs now (its first), replacing the last one's."""
+        if executor.deadline is not None:
+            executor.deadline.cancel()
         call = executor.calls[0]
-        call.loop.add_reader(executor.conn.fileno(), self._answered, executor)
         timeout_s = self._deadline_s(executor, call.wall_ms, call.build_id)
         executor.deadline = call.loop.call_later(timeout_s, self._overdue, executor, timeout_s)
 
@@ -674,11 +681,7 @@ class ExecutorPool:
         else:
             self._note_action(executor, call.action_key)
         if executor.calls:
-            if executor.deadline is not None:
-                executor.deadline.cancel()
-            first = executor.calls[0]
-            timeout_s = self._deadline_s(executor, first.wall_ms, first.build_id)
-            executor.deadline = call.loop.call_later(timeout_s, self._overdue, executor, timeout_s)
+            self._arm_deadline(executor)
             if len(executor.calls) == 1:
                 self._queue_waiting(executor, call.loop)
         else:
@@ -726,7 +729,7 @@ class ExecutorPool:
         self._stop_waiting_for(executor, head.loop)
         if timeout_s is None:
             timeout_s = self._deadline_s(executor, head.wall_ms, head.build_id)
-        head.settle(None, self._lost(executor, exc, timeout_s, head.sent))
+        head.fail(self._lost(executor, exc, timeout_s, head.sent))
         for call in reversed(queued):  # first in the queue of waiting calls, in their order
             self._send_again(call)
 
@@ -735,7 +738,7 @@ class ExecutorPool:
         try:
             taken = self._acquire(1, wait=False)
         except PlatformError as exc:  # the pool closed
-            call.settle(None, exc)
+            call.fail(exc)
             return
         if taken:
             self._start(call, taken[0])
@@ -746,7 +749,7 @@ class ExecutorPool:
             if not self._closed:
                 self._async_waiters.appendleft(call)
                 return
-        call.settle(None, PlatformError("the executor pool is closed"))
+        call.fail(PlatformError("the executor pool is closed"))
 
     def _deadline_s(self, executor: _Executor, wall_ms: int, build_id: str | None) -> float:
         """How long to wait for an answer: the wall-clock limit, the margin, and a recompilation if due."""
@@ -966,7 +969,7 @@ class ExecutorPool:
             call = self._async_waiters.popleft()
             if call.resubmitted:  # nobody would look again for it: it fails closed
                 error = PlatformError("No executor could take the action's request; try again")
-                _call_on(call.loop, call.settle, None, error)
+                _call_on(call.loop, call.fail, error)
             elif call.handed is not None:
                 _call_on(call.loop, _look_again, call.handed)
 
