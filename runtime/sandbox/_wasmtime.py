@@ -144,6 +144,8 @@ class PoolSettings:
 class WasmEngine:
     """The process-wide engine for one engine module. Create once per process."""
 
+    # The epoch ticker (a thread of lifecycle.c's, outside Python) advances the epoch every TICK_MS while
+    # guest code runs; a store's wall-clock deadline is a count of these ticks.
     TICK_MS = 5
     # The ticker sleeps once no guest code has run for this many ticks (a second), and wakes with the
     # next guest call: an idle process is not woken 200 times a second.
@@ -201,13 +203,8 @@ class WasmEngine:
         self._pre = pre
         self._life = _Lifecycle(lifecycle, self._engine_ptr, pre)
 
-        self._closed = threading.Event()
-        # Guest calls in progress (any thread), and whether the ticker sleeps until the next one.
-        self._ticking = threading.Condition(threading.Lock())
-        self._calls = 0
-        self._ticker_asleep = False
-        self._ticker = threading.Thread(target=self._tick, name="tollgate-epoch", daemon=True)
-        self._ticker.start()
+        self._closed = False
+        self._life.start_ticker(self.TICK_MS, self.TICK_LINGER)
 
         # Used stores waiting for drop_deferred(), when defer_drops is on.
         self.defer_drops = False
@@ -233,31 +230,14 @@ class WasmEngine:
         os.replace(tmp, path)
         return module
 
-    def _tick(self) -> None:
-        """Advance the epoch every TICK_MS while guest code may run (a store's epoch deadline counts
-        these ticks); asleep when none has run for TICK_LINGER ticks, until the next guest call."""
-        quiet = 0
-        with self._ticking:
-            while not self._closed.is_set():
-                if self._calls == 0 and quiet >= self.TICK_LINGER:
-                    self._ticker_asleep = True
-                    self._ticking.wait()
-                    self._ticker_asleep = False
-                    quiet = 0
-                    continue
-                self._ticking.wait(self.TICK_MS / 1000)
-                ffi.wasmtime_engine_increment_epoch(self._engine_ptr)
-                quiet = 0 if self._calls else quiet + 1
+    @property
+    def ticker_asleep(self) -> bool:
+        """Whether the epoch ticker sleeps because no guest code has run for TICK_LINGER ticks."""
+        return self._life.ticker_asleep()
 
-    def _call_starts(self) -> None:
-        with self._ticking:
-            self._calls += 1
-            if self._ticker_asleep:
-                self._ticking.notify()
-
-    def _call_ends(self) -> None:
-        with self._ticking:
-            self._calls -= 1
+    def set_ticker_linger(self, ticks: int) -> None:
+        """How many ticks the ticker goes on for once no guest code runs (TICK_LINGER unless set)."""
+        self._life.set_linger(ticks)
 
     # Each deferred store holds a slot of the pool (PoolSettings.slots):
     # past this many, stores are dropped at once.
@@ -276,12 +256,10 @@ class WasmEngine:
 
     def close(self) -> None:
         """Stop the ticker and release the engine. Idempotent."""
-        if self._closed.is_set():
+        if self._closed:
             return
-        self._closed.set()
-        with self._ticking:
-            self._ticking.notify()
-        self._ticker.join()
+        self._closed = True
+        self._life.stop_ticker()
         self.drop_deferred()
         ffi.wasmtime_instance_pre_delete(self._pre)
         self._linker.close()
@@ -304,7 +282,7 @@ class WasmEngine:
         pages: Pages | None = None,
     ) -> Instance:
         """A fresh instance with these limits (and `pages` copied in); use it in a ``with`` block, which drops it."""
-        if self._closed.is_set():
+        if self._closed:
             raise WasmFailure("the engine is closed")
         return Instance(self, fuel=fuel, wall_ms=wall_ms, memory_bytes=memory_bytes, host_call=host_call, pages=pages)
 
@@ -355,6 +333,7 @@ class _Api(ctypes.Structure):
     _fields_ = [
         *((name, ctypes.c_void_p) for name in (*_API_FUNCTIONS, "engine", "pre")),
         ("extern_of_offset", ctypes.c_uint64),
+        ("ticker", ctypes.c_void_p),
     ]
 
 
@@ -447,6 +426,34 @@ class _Lifecycle:
         self.call.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int,
                               ctypes.c_uint32, ctypes.c_char_p, ctypes.c_uint64, ctypes.c_uint32]  # fmt: skip
         self.call.restype = ctypes.c_int
+        self._lib = lib
+        for name, argtypes, restype in (
+            ("tg_ticker_start", [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32], ctypes.c_void_p),
+            ("tg_ticker_set_linger", [ctypes.c_void_p, ctypes.c_uint32], None),
+            ("tg_ticker_asleep", [ctypes.c_void_p], ctypes.c_int),
+            ("tg_ticker_stop", [ctypes.c_void_p], None),
+        ):
+            function = getattr(lib, name)
+            function.argtypes, function.restype = argtypes, restype
+
+    def start_ticker(self, tick_ms: int, linger: int) -> None:
+        """Start the engine's epoch ticker (lifecycle.c's thread), which the guest calls then wake."""
+        increment = _address("wasmtime_engine_increment_epoch")
+        ticker = self._lib.tg_ticker_start(self.api.engine, increment, tick_ms, linger)
+        if not ticker:
+            raise WasmFailure("the epoch ticker's thread could not be started")
+        self.api.ticker = ticker
+
+    def set_linger(self, ticks: int) -> None:
+        self._lib.tg_ticker_set_linger(self.api.ticker, ticks)
+
+    def ticker_asleep(self) -> bool:
+        return bool(self._lib.tg_ticker_asleep(self.api.ticker))
+
+    def stop_ticker(self) -> None:
+        ticker, self.api.ticker = self.api.ticker, None
+        if ticker:
+            self._lib.tg_ticker_stop(ticker)
 
 
 def _failure(state: _State, what: str) -> Exception:
@@ -549,14 +556,11 @@ class Instance:
         """
         state = self._state
         life = self._life
-        engine = self._engine
         _local.instance = self
-        engine._call_starts()
         try:
             code = life.call(life.api_address, _addressof(state), name, len(name), arg is not None, arg or 0,
                              data, len(data) if data is not None else 0, at)  # fmt: skip
         finally:
-            engine._call_ends()
             _local.instance = None
         if code == _OK:
             return int(state.result)

@@ -13,13 +13,22 @@
  * wasmtime-py's own definitions and are checked against the room kept for
  * them here (tg_check).
  *
+ * The epoch ticker is here too: a thread of its own that advances the
+ * engine's epoch (the clock a store's wall-time deadline counts in) while
+ * guest code may run. It never takes Python's interpreter lock, so a tick
+ * neither waits for the executor's Python code nor interrupts it.
+ *
  * Everything the guest controls (the size of its memory, where its input
  * buffer is) is checked before it is used: a copy into guest memory never
  * runs past the memory's end.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef void *(*store_new_fn)(void *engine, void *data, void *finalizer);
 typedef void *(*store_context_fn)(void *store);
@@ -34,6 +43,23 @@ typedef uint8_t *(*memory_data_fn)(const void *ctx, const void *memory);
 typedef size_t (*memory_data_size_fn)(const void *ctx, const void *memory);
 typedef void *(*call_unchecked_fn)(void *ctx, const void *func, void *args, size_t nargs, void **trap);
 typedef void *(*memory_grow_fn)(void *ctx, const void *memory, uint64_t delta_pages, uint64_t *previous_pages);
+typedef void (*increment_epoch_fn)(void *engine);
+
+/* The epoch ticker of one engine: every `tick_ms` it advances the epoch,
+ * while a guest call runs and for `linger` ticks after the last one; then it
+ * sleeps until the next call starts, so an idle process is never woken. */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    increment_epoch_fn increment;
+    void *engine;
+    uint32_t tick_ms;
+    uint32_t linger;
+    int64_t calls;   /* guest calls in progress, on any thread */
+    int asleep;
+    int closing;
+} tg_ticker;
 
 /* Room for wasmtime's structures; tg_check says whether the real sizes fit. */
 #define TG_INSTANCE_ROOM 32
@@ -60,6 +86,7 @@ typedef struct {
     void *engine;
     void *pre;
     uint64_t extern_of_offset; /* where wasmtime_extern_t's union starts */
+    tg_ticker *ticker;         /* told when each guest call starts and ends (NULL: nobody) */
 } tg_api;
 
 /* One instance. The caller sets the first three fields; tg_open fills the rest. */
@@ -113,6 +140,94 @@ int tg_check(uint64_t instance_size, uint64_t extern_size, uint64_t val_raw_size
              uint64_t args_offset) {
     return instance_size <= TG_INSTANCE_ROOM && extern_size <= TG_EXTERN_ROOM && val_raw_size == TG_ARG_BYTES &&
            state_size == sizeof(tg_instance) && args_offset == offsetof(tg_instance, args);
+}
+
+static void *tick(void *arg) {
+    tg_ticker *t = arg;
+    struct timespec period = {t->tick_ms / 1000, (long)(t->tick_ms % 1000) * 1000000L};
+    pthread_mutex_lock(&t->lock);
+    uint32_t quiet = t->linger; /* nothing has run yet: asleep at once */
+    while (!t->closing) {
+        if (t->calls == 0 && quiet >= t->linger) {
+            t->asleep = 1;
+            pthread_cond_wait(&t->wake, &t->lock);
+            t->asleep = 0;
+            quiet = 0;
+            continue;
+        }
+        pthread_mutex_unlock(&t->lock);
+        nanosleep(&period, NULL);
+        t->increment(t->engine);
+        pthread_mutex_lock(&t->lock);
+        quiet = t->calls ? 0 : quiet + 1;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+/* Start the ticker of `engine` (asleep until the first call); NULL if no thread could be made. */
+tg_ticker *tg_ticker_start(void *engine, increment_epoch_fn increment, uint32_t tick_ms, uint32_t linger) {
+    tg_ticker *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->engine = engine;
+    t->increment = increment;
+    t->tick_ms = tick_ms ? tick_ms : 1;
+    t->linger = linger;
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->wake, NULL);
+    if (pthread_create(&t->thread, NULL, tick, t) != 0) {
+        pthread_cond_destroy(&t->wake);
+        pthread_mutex_destroy(&t->lock);
+        free(t);
+        return NULL;
+    }
+    pthread_setname_np(t->thread, "tollgate-epoch"); /* as `top -H` shows it */
+    return t;
+}
+
+/* Ticks to go on for once no call runs (takes effect from the next tick). */
+void tg_ticker_set_linger(tg_ticker *t, uint32_t linger) {
+    pthread_mutex_lock(&t->lock);
+    t->linger = linger;
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* 1 while the ticker sleeps for want of guest calls. */
+int tg_ticker_asleep(tg_ticker *t) {
+    pthread_mutex_lock(&t->lock);
+    int asleep = t->asleep && t->calls == 0;
+    pthread_mutex_unlock(&t->lock);
+    return asleep;
+}
+
+/* Stop the ticker, wait for its thread (at most a tick) and free it. */
+void tg_ticker_stop(tg_ticker *t) {
+    pthread_mutex_lock(&t->lock);
+    t->closing = 1;
+    pthread_cond_signal(&t->wake);
+    pthread_mutex_unlock(&t->lock);
+    pthread_join(t->thread, NULL);
+    pthread_cond_destroy(&t->wake);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
+
+static void call_starts(tg_ticker *t) {
+    if (!t)
+        return;
+    pthread_mutex_lock(&t->lock);
+    if (t->calls++ == 0 && t->asleep)
+        pthread_cond_signal(&t->wake);
+    pthread_mutex_unlock(&t->lock);
+}
+
+static void call_ends(tg_ticker *t) {
+    if (!t)
+        return;
+    pthread_mutex_lock(&t->lock);
+    t->calls--;
+    pthread_mutex_unlock(&t->lock);
 }
 
 static int fail(tg_instance *inst, uint32_t step, int code) {
@@ -170,8 +285,10 @@ static int call(const tg_api *api, tg_instance *inst, const char *name, size_t n
     if (has_arg)
         memcpy(inst->args, &arg, sizeof arg);
     inst->trap = NULL;
+    call_starts(api->ticker);
     inst->error = api->call_unchecked(inst->ctx, inst->func + api->extern_of_offset, inst->args, TG_ARG_SLOTS,
                                       &inst->trap);
+    call_ends(api->ticker);
     refresh(api, inst); /* the call may have grown the memory */
     api->get_fuel(inst->ctx, &inst->fuel_left);
     if (inst->error)

@@ -49,7 +49,7 @@ def test_infinite_loop_with_plenty_of_fuel_is_stopped_by_the_wall_clock() -> Non
     assert_next_execution_works()
 
 
-def test_the_wall_clock_holds_after_the_idle_engine_stopped_ticking(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_wall_clock_holds_after_the_idle_engine_stopped_ticking() -> None:
     """An idle process's epoch ticker sleeps (no wakeups while nothing runs); the next guest call wakes
     it, so a loop is still stopped by the wall clock, and it sleeps again once the process is idle."""
     import time
@@ -57,20 +57,23 @@ def test_the_wall_clock_holds_after_the_idle_engine_stopped_ticking(monkeypatch:
     from runtime.sandbox import _engine
 
     wasm = _engine.engine().wasm
-    monkeypatch.setattr(wasm, "TICK_LINGER", 2)
 
     def asleep() -> bool:
         deadline = time.monotonic() + 30
-        while not wasm._ticker_asleep and time.monotonic() < deadline:
+        while not wasm.ticker_asleep and time.monotonic() < deadline:
             time.sleep(0.005)
-        return bool(wasm._ticker_asleep)
+        return wasm.ticker_asleep
 
-    assert asleep(), "the ticker did not go to sleep with nothing running"
-    result = run("while (true) {}", limits=Limits(fuel=50_000_000_000, wall_ms=200))
-    failed_with(result, ActionTimeout, "wall_ms")
-    assert 150_000 <= result.stats.duration_us < 5_000_000
-    assert asleep(), "the ticker did not go back to sleep"
-    assert_next_execution_works()
+    wasm.set_ticker_linger(2)
+    try:
+        assert asleep(), "the ticker did not go to sleep with nothing running"
+        result = run("while (true) {}", limits=Limits(fuel=50_000_000_000, wall_ms=200))
+        failed_with(result, ActionTimeout, "wall_ms")
+        assert 150_000 <= result.stats.duration_us < 5_000_000
+        assert asleep(), "the ticker did not go back to sleep"
+        assert_next_execution_works()
+    finally:
+        wasm.set_ticker_linger(wasm.TICK_LINGER)
 
 
 def test_a_caught_timeout_still_times_out() -> None:
