@@ -471,6 +471,48 @@ def test_a_login_in_a_live_session_restarts_its_idle_time(tenant: TenantClient, 
     assert capped == (True,)
 
 
+def test_logins_soon_after_the_last_write_read_the_session_without_writing_it(
+    tenant: TenantClient, database_url: str
+) -> None:
+    """A live session's idle clock is written at most once a minute: a login sooner than that reads the
+    session (its methods too) and leaves its row as it was; one later writes it again."""
+    seed_tenant(tenant)
+    state = state_of(start(tenant)["location"])
+    assert redeem(tenant, come_back(tenant, state, session_token=verified_token(state)))["status"] == "completed"
+
+    def row(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
+        found = conn.execute(
+            "SELECT xmin::text, id, idle_expires_at, last_interacted_at, jsonb_array_length(methods)"
+            " FROM sessions WHERE tenant_id = %s",
+            (tenant.id,),
+        ).fetchall()
+        assert len(found) == 1
+        return tuple(found[0])
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert start(tenant)["status"] == "completed"  # the session holds the factor
+        written = row(conn)
+        for _ in range(3):
+            assert start(tenant)["status"] == "completed"
+        assert row(conn) == written  # read, not written: no new version of the row
+        conn.execute(
+            "UPDATE sessions SET idle_expires_at = idle_expires_at - interval '2 minutes',"
+            " last_interacted_at = last_interacted_at - interval '2 minutes' WHERE tenant_id = %s",
+            (tenant.id,),
+        )
+        aged = row(conn)
+        assert start(tenant)["status"] == "completed"
+        touched = row(conn)
+        fresh = conn.execute(
+            "SELECT idle_expires_at > now() + interval '3 days' - interval '1 minute',"
+            " now() - last_interacted_at < interval '1 minute' FROM sessions WHERE tenant_id = %s",
+            (tenant.id,),
+        ).fetchone()
+    assert touched[0] != aged[0] and touched[1] == aged[1] and touched[4] == aged[4] == 1
+    assert touched[2] > aged[2] and touched[3] > aged[3]
+    assert fresh == (True, True)
+
+
 def records_in_database(database_url: str, execution_id: str) -> list[str]:
     with psycopg.connect(database_url) as conn:
         return [r[0] for r in conn.execute("SELECT status FROM executions WHERE id = %s", (execution_id,))]
