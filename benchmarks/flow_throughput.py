@@ -447,6 +447,30 @@ def _children(pid: int) -> list[int]:
     return [child for child, _, parent, _ in _every_process() if parent == pid]
 
 
+def connections_by_process(port: int, pids: list[int]) -> list[int]:
+    """How many established TCP connections to `port` each of `pids` holds. With several server
+    processes sharing one listening socket, whichever is quickest to accept takes a connection, and a
+    keep-alive connection stays with it: how the generator's connections fell shapes each event loop's
+    share of the load."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in itertools.islice(f, 1, None):
+                fields = line.split()
+                if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # ESTABLISHED
+                    inodes.add(fields[9])
+    counts = []
+    for pid in pids:
+        held = 0
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    held += link.startswith("socket:[") and link[8:-1] in inodes
+        counts.append(held)
+    return counts
+
+
 def _machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
@@ -1369,8 +1393,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "seconds": plan.open_s, "connections": OPEN_LOOP_CONNECTIONS, "expect": completed}  # fmt: skip
         sampler = WindowSampler(meter, generator.process.pid)
         sampler.start()
+        split: list[int] = []
+
+        def measuring() -> None:
+            marks.append(meter.snapshot())
+            split.extend(connections_by_process(port, meter._processes()[0]))
+
         try:
-            opened = generator.run(open_job, on_measuring=lambda: marks.append(meter.snapshot()))
+            opened = generator.run(open_job, on_measuring=measuring)
         finally:
             sampler.stop()
         open_loop = {
@@ -1380,6 +1410,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "seconds": plan.open_s,
             "connections": OPEN_LOOP_CONNECTIONS,
             "max_in_flight": opened["max_in_flight"],
+            "connections_by_server_process": split,
             "latency_from_schedule": summary_us(opened["latencies_us"]),
             "latency_from_send": summary_us(opened["service_us"]),
             "wait_for_a_free_connection": summary_us(opened["dispatch_lag_us"]),
@@ -1408,8 +1439,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 [CpuMeter.delta(marks[0], meter.snapshot(), lit["generator_cpu_s"])], lit["count"]
             ),
         }
+        light = light_loop["latency_from_schedule"]
         say(f"    {sum(light_loop['cpu'][f'{k}_us'] for k in CPU_PARTS if k != 'rest_of_machine'):,.0f} µs of CPU "
-            f"per flow (server, executors, PostgreSQL, generator)")  # fmt: skip
+            f"per flow (server, executors, PostgreSQL, generator); p50 {light['p50_us'] / 1000:.2f} ms, "
+            f"p99 {light['p99_us'] / 1000:.2f} ms")  # fmt: skip
 
         progress.next(f": {plan.direct_n:,} calls each, the server idle")
         handler = measure_handler(server, database_url, tenant, session_events[1], plan.direct_n)
@@ -1692,6 +1725,10 @@ def print_report(report: dict[str, Any]) -> None:
     say(f"  from the send: p50 {svc['p50_us'] / 1000:.2f} ms, p99 {svc['p99_us'] / 1000:.2f} ms; "
         f"waiting for a free connection: p99 {wait['p99_us'] / 1000:.2f} ms; "
         f"machine {ol['cpu']['machine_busy_cores']:.2f} cores busy")  # fmt: skip
+    split = ol.get("connections_by_server_process") or []
+    if len(split) > 1:
+        say(f"  the generator's {ol['connections']} connections fell {' and '.join(map(str, split))} on the "
+            f"{len(split)} server processes (each keeps its own: its event loop's share of the load)")  # fmt: skip
     say(f"  served {ol['served_per_s']:,.0f} flows/s of the {ol['rate_per_s']:,.0f}/s offered; the last answer came "
         f"{ol['drain_s'] * 1000:,.0f} ms after the last scheduled arrival")  # fmt: skip
     bw = ol["by_window"]
@@ -1742,6 +1779,9 @@ def print_report(report: dict[str, Any]) -> None:
     )
     for key in CPU_PARTS:
         say(f"  {key.replace('_', ' '):42} {cpu[key + '_us']:7,.0f}")
+    light = report["light_open_loop"]["latency_from_schedule"]
+    say(f"  at {LIGHT_FRACTION:.0%} load ({report['light_open_loop']['rate_per_s']:,.0f} flows/s, open loop): "
+        f"p50 {light['p50_us'] / 1000:.2f} ms, p99 {light['p99_us'] / 1000:.2f} ms")  # fmt: skip
     loads = [(f"{LIGHT_FRACTION:.0%} load", report["light_open_loop"]["cpu"]),
              (f"{LOAD_FRACTION:.0%} load", report["open_loop"]["cpu"]), ("saturation", cpu)]  # fmt: skip
     say("  CPU per flow by load, µs (" + "; ".join(f"{name}: machine {c['machine_busy_cores']:.2f} busy"
