@@ -447,30 +447,6 @@ def _children(pid: int) -> list[int]:
     return [child for child, _, parent, _ in _every_process() if parent == pid]
 
 
-def connections_by_process(port: int, pids: list[int]) -> list[int]:
-    """How many established TCP connections to `port` each of `pids` holds. With several server
-    processes sharing one listening socket, whichever is quickest to accept takes a connection, and a
-    keep-alive connection stays with it: how the generator's connections fell shapes each event loop's
-    share of the load."""
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as f:
-            for line in itertools.islice(f, 1, None):
-                fields = line.split()
-                if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # ESTABLISHED
-                    inodes.add(fields[9])
-    counts = []
-    for pid in pids:
-        held = 0
-        with contextlib.suppress(OSError):
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                with contextlib.suppress(OSError):
-                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                    held += link.startswith("socket:[") and link[8:-1] in inodes
-        counts.append(held)
-    return counts
-
-
 def _machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
@@ -1396,8 +1372,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         split: list[int] = []
 
         def measuring() -> None:
+            from runtime.balance import established_connections
+
             marks.append(meter.snapshot())
-            split.extend(connections_by_process(port, meter._processes()[0]))
+            split.extend(established_connections(port, meter._processes()[0]))
 
         try:
             opened = generator.run(open_job, on_measuring=measuring)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -45,6 +46,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from runtime.api.app import create_app
     from runtime.api.services import StartupError
+    from runtime.balance import TABLE_ENV, ConnectionTable
 
     configure_logging()
     cores = os.cpu_count() or 1
@@ -77,7 +79,15 @@ def serve(args: argparse.Namespace) -> int:
             workers, settings.executors, "" if settings.executors == 1 else "es",
         )  # fmt: skip
         os.environ["TOLLGATE_READY_MESSAGE"] = ready
-        uvicorn.run("runtime.api.app:app_from_environment", factory=True, workers=workers, **common)
+        # The processes share out the connections evenly (runtime/balance.py), through a table they all map.
+        table = ConnectionTable.create()
+        os.environ[TABLE_ENV] = table
+        try:
+            uvicorn.run("runtime.api.app:app_from_environment", factory=True, workers=workers,
+                        loop="runtime.balance:BalancingLoop", **common)  # fmt: skip
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(table)
     return 0
 
 

@@ -213,3 +213,41 @@ def test_serve_with_several_workers(new_database: Any, servers: Any) -> None:
     output = server.output()
     assert "Starting 2 server processes, each with 1 executor process" in output
     assert output.count("Ready: the management API is at") == 2
+
+
+def test_several_workers_share_the_connections_evenly(new_database: Any, servers: Any) -> None:
+    """Keep-alive connections stay with the process that accepted them: opened at once (an identity server's
+    pool at its start), they are shared out evenly rather than left to whichever process is quickest, and
+    each is served."""
+    from runtime.balance import TABLE_ENV, ConnectionTable, established_connections
+
+    env = _environment(DATABASE_URL=new_database(), TOLLGATE_MASTER_KEY=MasterKeyring.generate_text())
+    server = servers(env, "--workers", "2", "--executors", "1")
+    server.wait_ready()
+    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(server.process.pid), "-f", "spawn_main"],
+                                              capture_output=True, text=True, check=False).stdout.split()]  # fmt: skip
+    workers = [pid for pid in workers if subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                                        check=False).returncode == 0]  # fmt: skip
+    assert len(workers) == 2, "expected two server processes, each with its executor"
+    # Each process takes connections once it has its slot in the table (a moment after it answers).
+    environ = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")
+    table = ConnectionTable(next(v.split(b"=", 1)[1].decode() for v in environ if v.startswith(TABLE_ENV.encode())))
+    deadline = time.monotonic() + 30
+    while sorted(table.holders()) != sorted(workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    connections = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(40)]
+    try:
+        deadline = time.monotonic() + 30
+        while sum(split := established_connections(server.port, workers)) < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Even, give or take the few a process takes itself when the other is slow to (a busy machine).
+        assert abs(split[0] - split[1]) <= 4, f"the connections fell {split}"
+        for connection in connections:
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        for connection in connections:
+            assert connection.recv(65536).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for connection in connections:
+            connection.close()
+        table.close()
+    assert server.stop() == 0

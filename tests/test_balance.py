@@ -1,0 +1,69 @@
+"""The connection table the server processes share (runtime/balance.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.balance import ConnectionTable
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def table_path() -> Iterator[str]:
+    path = ConnectionTable.create()
+    yield path
+    os.unlink(path)
+
+
+def in_another_process(path: str, code: str) -> str:
+    """Run `code` with `table` (a ConnectionTable on `path`) in a process that then exits; its output."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"from runtime.balance import ConnectionTable\ntable = ConnectionTable({path!r})\n{code}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def test_each_process_sees_the_fewest_connections_another_holds(table_path: str) -> None:
+    table = ConnectionTable(table_path)
+    assert table.fewest_elsewhere() is None  # alone
+    assert table.claim() == 0
+    table.add(3)
+    assert table.mine == 3
+    assert in_another_process(table_path, "print(table.claim(), table.fewest_elsewhere()); table.add(7)") == "1 3"
+    # The other process exited without giving its slot back: a process that is gone holds nothing.
+    assert table.fewest_elsewhere() is None
+    table.add(-3)
+    assert table.mine == 0
+    table.close()
+
+
+def test_a_slot_whose_process_is_gone_is_taken_over(table_path: str) -> None:
+    in_another_process(table_path, "table.claim(); table.add(5)")
+    table = ConnectionTable(table_path)
+    assert table.claim() == 0  # the dead process's slot, its count cleared
+    assert table.mine == 0
+    assert in_another_process(table_path, "print(table.claim(), table.fewest_elsewhere())") == "1 0"
+    table.release()
+    assert in_another_process(table_path, "print(table.claim(), table.fewest_elsewhere())") == "0 None"
+    assert table.fewest_elsewhere() is None
+    table.close()
+
+
+def test_a_released_slot_is_not_counted(table_path: str) -> None:
+    first, second = ConnectionTable(table_path), ConnectionTable(table_path)
+    first.claim()
+    second.claim()
+    first.add(2)
+    assert second.fewest_elsewhere() == 2
+    first.release()
+    assert second.fewest_elsewhere() is None
+    first.close()
+    second.close()
