@@ -140,6 +140,13 @@ def _locked(fd: int) -> Any:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+def _waiting(fd: int) -> bool:
+    """Whether a connection waits to be accepted on the listening socket `fd`."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -183,7 +190,7 @@ class BalancingServer(asyncio.AbstractServer):
         self._timer = None
         if self._closed or self._reading:
             return
-        if self._deferred_since is not None and not select.select([self._fd], [], [], 0)[0]:
+        if self._deferred_since is not None and not _waiting(self._fd):
             self._deferred_since = None  # another process took the connection it waited for
         self._loop.add_reader(self._fd, self._acceptable)
         self._reading = True
