@@ -115,9 +115,9 @@ class ConnectionTable:
                 counts.append(count)
         return min(counts) if counts else None
 
-    def holders(self) -> list[int]:
-        """The live processes that hold a slot."""
-        return [pid for pid, _ in map(self._read, range(self.SLOTS)) if pid and _alive(pid)]
+    def counts(self) -> dict[int, int]:
+        """The connections each live process with a slot holds, by pid."""
+        return {pid: count for pid, count in map(self._read, range(self.SLOTS)) if pid and _alive(pid)}
 
     def release(self) -> None:
         """Give the slot back (the process stops taking connections)."""
@@ -179,6 +179,7 @@ class BalancingServer(asyncio.AbstractServer):
         self._timer: asyncio.TimerHandle | None = None
         self._deferred_since: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = asyncio.Event()
         sock.setblocking(False)
         sock.listen(backlog)
         table.claim()
@@ -272,6 +273,7 @@ class BalancingServer(asyncio.AbstractServer):
             self._timer.cancel()
             self._timer = None
         self._table.release()  # the connections still open close without being counted
+        self._stopped.set()
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
@@ -283,7 +285,11 @@ class BalancingServer(asyncio.AbstractServer):
         return None
 
     async def serve_forever(self) -> None:
-        raise NotImplementedError("the server process's own loop runs this server")
+        """Serve until closed (or cancelled, which closes the server)."""
+        try:
+            await self._stopped.wait()
+        finally:
+            self.close()
 
     async def wait_closed(self) -> None:
         if self._tasks:

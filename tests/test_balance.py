@@ -67,3 +67,56 @@ def test_a_released_slot_is_not_counted(table_path: str) -> None:
     assert second.fewest_elsewhere() is None
     first.close()
     second.close()
+
+
+def test_a_balancing_server_serves_until_closed(table_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In one process (nobody else in the table), the server accepts and serves every connection, counts
+    each while it is open, and serve_forever returns once it is closed."""
+    import asyncio
+    import socket
+
+    from runtime.balance import TABLE_ENV, BalancingLoop
+
+    monkeypatch.setenv(TABLE_ENV, table_path)
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(data.upper())  # type: ignore[attr-defined]
+
+    async def main() -> tuple[int, int, bytes]:
+        loop = asyncio.get_running_loop()
+        listening = socket.create_server(("127.0.0.1", 0))
+        server = await loop.create_server(Echo, sock=listening)
+        serving = asyncio.create_task(server.serve_forever())
+        port = listening.getsockname()[1]
+        streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+        for _, writer in streams:
+            writer.write(b"ping")
+        answers = [await reader.readexactly(4) for reader, _ in streams]
+        table = ConnectionTable(table_path)
+        held = table.counts()[os.getpid()]
+        streams[0][1].close()
+        await streams[0][1].wait_closed()
+        for _ in range(100):
+            if table.counts()[os.getpid()] == 2:
+                break
+            await asyncio.sleep(0.01)
+        after_one_closed = table.counts()[os.getpid()]
+        server.close()
+        await asyncio.wait_for(serving, 5)
+        for _, writer in streams[1:]:
+            writer.close()
+        table.close()
+        listening.close()
+        assert set(answers) == {b"PING"}
+        return held, after_one_closed, answers[0]
+
+    loop = BalancingLoop()
+    try:
+        held, after_one_closed, answer = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert (held, after_one_closed, answer) == (3, 2, b"PING")

@@ -233,7 +233,7 @@ def test_several_workers_share_the_connections_evenly(new_database: Any, servers
     environ = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")
     table = ConnectionTable(next(v.split(b"=", 1)[1].decode() for v in environ if v.startswith(TABLE_ENV.encode())))
     deadline = time.monotonic() + 30
-    while sorted(table.holders()) != sorted(workers) and time.monotonic() < deadline:
+    while sorted(table.counts()) != sorted(workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     connections = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(40)]
     try:
