@@ -99,8 +99,11 @@ class Store:
             set_json_dumps(jsontext.dumps, conn)
 
         async def check(conn: Conn) -> None:
-            readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
-            if readable:
+            # poll(), not select(): a server holding many client connections has its database's on
+            # descriptors past 1024, which select() refuses (and every connection would fail its check).
+            poller = select.poll()
+            poller.register(conn.pgconn.socket, select.POLLIN)
+            if poller.poll(0):
                 await conn.close()  # so that the pool replaces it rather than offering it again
                 raise psycopg.OperationalError("the server closed the connection")
             if time.monotonic() - returned.get(conn, 0.0) > IDLE_CHECK_S:

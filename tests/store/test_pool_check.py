@@ -1,0 +1,40 @@
+"""The pool's check of a connection before use, in a process with many descriptors open."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+
+from runtime.store import Store
+
+
+def test_a_connection_numbered_past_1024_passes_the_check_and_is_kept(database_url: str) -> None:
+    """A server holding many client connections opens its database connections on descriptors past
+    1024, which select() cannot watch: the check before each use must still pass them, not replace
+    the connection every time (or fail the request)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard >= 1200, "this machine cannot open 1,200 files in one process"
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+
+    async def scenario() -> list[tuple[int, int]]:
+        store = await Store.open(database_url, None, max_connections=1)
+        seen = []
+        try:
+            for _ in range(3):
+                async with store.pool.connection() as conn:
+                    await conn.execute("SELECT 1")
+                    seen.append((conn.pgconn.socket, conn.info.backend_pid))
+        finally:
+            await store.close()
+        return seen
+
+    try:
+        seen = asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert all(fd >= 1024 for fd, _ in seen)
+    assert len({backend for _, backend in seen}) == 1  # the same connection each time
