@@ -70,8 +70,8 @@ def test_a_released_slot_is_not_counted(table_path: str) -> None:
 
 
 def test_a_balancing_server_serves_until_closed(table_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In one process (nobody else in the table), the server accepts and serves every connection, counts
-    each while it is open, and serve_forever returns once it is closed."""
+    """In one process (nobody else in the table), the server accepts and serves every connection (with
+    TCP_NODELAY), counts each while it is open, and serve_forever returns once it is closed."""
     import asyncio
     import socket
 
@@ -79,9 +79,12 @@ def test_a_balancing_server_serves_until_closed(table_path: str, monkeypatch: py
 
     monkeypatch.setenv(TABLE_ENV, table_path)
 
+    nodelay: list[int] = []
+
     class Echo(asyncio.Protocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.transport = transport
+            nodelay.append(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 
         def data_received(self, data: bytes) -> None:
             self.transport.write(data.upper())  # type: ignore[attr-defined]
@@ -120,3 +123,4 @@ def test_a_balancing_server_serves_until_closed(table_path: str, monkeypatch: py
     finally:
         loop.close()
     assert (held, after_one_closed, answer) == (3, 2, b"PING")
+    assert nodelay == [1, 1, 1]  # small answers are not held back (Nagle), as on the loop's own server
