@@ -119,6 +119,18 @@ _EXTERNAL_SESSION = (
 )
 
 
+# A hosted session by its cookie: read when its idle time was restarted less than SESSION_TOUCH_EVERY ago,
+# else restarted (the idle span it had, from now, never past its end).
+_FOUND = "s.tenant_id = %(tenant)s AND s.token_hash = %(h)s AND " + _LIVE
+_FIND_SESSION = (
+    f"WITH fresh AS (SELECT * FROM sessions s WHERE {_FOUND} AND s.last_interacted_at > now() - %(touch)s),"
+    " touched AS (UPDATE sessions s SET last_interacted_at = now(),"
+    "  idle_expires_at = least(s.expires_at, now() + (s.idle_expires_at - s.last_interacted_at))"
+    f" WHERE {_FOUND} AND NOT EXISTS (SELECT FROM fresh) RETURNING s.*)"
+    " SELECT * FROM fresh UNION ALL SELECT * FROM touched"
+)
+
+
 # The session's upsert commits without waiting for the WAL flush (for this statement only). A crash of
 # PostgreSQL could lose it only until the next commit that does wait, which makes all before it durable
 # (a redirect, a recorded method, a result kept for /continue, the batch of execution records); and
@@ -188,16 +200,10 @@ class Logins(Repository):
     # -- sessions --------------------------------------------------------------------------
 
     async def find_session(self, conn: Conn, tenant_id: str, token: str) -> SessionRow | None:
-        """The live session whose cookie (or external key) is `token`; idle time restarts."""
-        row = await (
-            await conn.execute(
-                "UPDATE sessions SET last_interacted_at = now(),"
-                " idle_expires_at = least(expires_at, now() + (idle_expires_at - last_interacted_at))"
-                " WHERE tenant_id = %s AND token_hash = %s AND expires_at > now() AND idle_expires_at > now()"
-                " RETURNING *",
-                (parse_id(tenant_id, "tenant"), secret_hash(token)),
-            )
-        ).fetchone()
+        """The live session whose cookie (or external key) is `token`; idle time restarts (written at most
+        every SESSION_TOUCH_EVERY: a session touched less than that ago is only read)."""
+        params = {"tenant": parse_id(tenant_id, "tenant"), "h": secret_hash(token), "touch": SESSION_TOUCH_EVERY}
+        row = await (await conn.execute(_FIND_SESSION, params)).fetchone()
         return _session(row) if row else None
 
     async def live_session(self, conn: Conn, tenant_id: str, session_id: str) -> SessionRow | None:

@@ -193,6 +193,38 @@ def test_prompt_login_keeps_the_session_records_under_a_new_id(site: Site) -> No
     assert browser.cookies.get("tg_session") not in (None, before)
 
 
+def test_single_sign_on_soon_after_the_last_write_reads_the_session_without_writing_it(
+    site: Site, database_url: str
+) -> None:
+    """A session's idle time restarts at each single sign-on, written at most once a minute: sooner, the
+    session is only read (its row stays as it was); later, its idle span restarts from now."""
+    browser = site.browser()
+    code_of(factor(site, browser, submit(site, browser, authorize(site, browser, pkce()))))
+
+    def row(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
+        found = conn.execute("SELECT xmin::text, idle_expires_at - last_interacted_at, last_interacted_at"
+                             " FROM sessions WHERE tenant_id = %s", (site.tenant.id,)).fetchall()  # fmt: skip
+        assert len(found) == 1
+        return tuple(found[0])
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        written = row(conn)
+        for _ in range(2):
+            code_of(authorize(site, browser, pkce()))  # straight through: the factor is in the session
+        assert row(conn) == written
+        conn.execute("UPDATE sessions SET last_interacted_at = last_interacted_at - interval '2 minutes',"
+                     " idle_expires_at = idle_expires_at - interval '2 minutes' WHERE tenant_id = %s",
+                     (site.tenant.id,))  # fmt: skip
+        aged = row(conn)
+        code_of(authorize(site, browser, pkce()))
+        touched = row(conn)
+        recent = conn.execute("SELECT now() - last_interacted_at < interval '1 minute' FROM sessions"
+                              " WHERE tenant_id = %s", (site.tenant.id,)).fetchone()  # fmt: skip
+    assert touched[0] != aged[0] and touched[2] > aged[2]
+    assert touched[1] == aged[1] == written[1]  # the same idle span, from the new touch
+    assert recent == (True,)
+
+
 def test_prompt_none(site: Site) -> None:
     browser = site.browser()
     assert error_of(authorize(site, browser, pkce(), prompt="none"))[0] == "login_required"
