@@ -533,6 +533,22 @@ class CpuMeter:
         out["server_event_loop_busy_fraction"] = total["server_event_loop_thread"] / total["elapsed"]
         return out
 
+    def wal_bytes(self) -> int:
+        """Where PostgreSQL's write-ahead log stands, in bytes (for the WAL a stretch of logins wrote)."""
+        row = self.monitor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def executor_side_threads(self) -> float:
+        """CPU seconds of the executors' threads other than their main one (the epoch ticker)."""
+        total = 0.0
+        for pid in self._processes()[1]:
+            with contextlib.suppress(OSError):
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    if tid != str(pid):
+                        total += _proc_cpu(f"/proc/{pid}/task/{tid}/stat") or 0.0
+        return total
+
     def close(self) -> None:
         self.monitor.close()
 
@@ -800,9 +816,14 @@ def login_event(index: int | None) -> dict[str, Any]:
     return event
 
 
-def http_request(port: int, method: str, path: str, key: str | None, body: bytes | None) -> bytes:
-    """The bytes of one HTTP/1.1 request, as an identity server's HTTP client would send it."""
+def http_request(
+    port: int, method: str, path: str, key: str | None, body: bytes | None, *, close: bool = False
+) -> bytes:
+    """The bytes of one HTTP/1.1 request, as an identity server's HTTP client would send it (with `close`,
+    one that does not keep the connection: the generator opens a new one for its next request)."""
     lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}:{port}", "User-Agent: flow-bench/1", "Accept: */*"]
+    if close:
+        lines.append("Connection: close")
     if key:
         lines.append(f"Authorization: Bearer {key}")
     if body is not None:
@@ -1219,7 +1240,7 @@ class Plan:
         return [
             ("database and server", 10),
             ("tenant, action, warm-up", 5 + self.sessions / 100),
-            ("load generator ceiling and the server's cheapest answers", 8 * (self.floor_s + self.warmup_s)),
+            ("load generator ceiling and the server's cheapest answers", 12 * (self.floor_s + self.warmup_s)),
             ("closed loop with session ids (saturation)", self.rounds * len(self.levels) * run),
             ("closed loop without session ids", 2 * self.rounds * run),
             (f"open loop at {LOAD_FRACTION:.0%} of saturation", self.open_s + 2.5),
@@ -1324,6 +1345,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ("stub_server_same_request", stub_port, stub_requests, completed),
             ("openapi_json", port, [http_request(port, "GET", "/api/v2/openapi.json", None, None)],
              {"status": 200, "contains": b'"openapi"'}),
+            ("healthz_keep_alive", port, [http_request(port, "GET", "/healthz", None, None)],
+             {"status": 200, "contains": None}),
+            ("healthz_new_connection_each", port, [http_request(port, "GET", "/healthz", None, None, close=True)],
+             {"status": 200, "contains": None}),
             ("no_key_401", port, [http_request(port, "GET", "/api/v2/tenants/settings", None, None)],
              {"status": 401, "contains": b"missing_key"}),
             ("key_and_body_checked_400", port,
@@ -1376,6 +1401,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             marks.append(meter.snapshot())
             split.extend(established_connections(port, meter._processes()[0]))
+            sides.append((meter.wal_bytes(), meter.executor_side_threads()))
+
+        sides: list[tuple[int, float]] = []
+
+        def side_figures(count: int) -> dict[str, float]:
+            """WAL bytes and the executors' side threads' CPU per flow since the measured window began."""
+            (wal, side), now = sides[-1], (meter.wal_bytes(), meter.executor_side_threads())
+            return {"wal_bytes_per_flow": (now[0] - wal) / max(count, 1),
+                    "executor_side_threads_us_per_flow": (now[1] - side) * 1e6 / max(count, 1)}  # fmt: skip
 
         try:
             opened = generator.run(open_job, on_measuring=measuring)
@@ -1397,6 +1431,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 [CpuMeter.delta(marks[0], meter.snapshot(), opened["generator_cpu_s"])], opened["count"]
             ),
             "by_window": sampler.by_window(opened["due_s"], opened["latencies_us"], int(TARGET_P99_MS * 1000)),
+            **side_figures(opened["count"]),
             "_latencies_us": opened["latencies_us"],
         }
         lat = open_loop["latency_from_schedule"]
@@ -1407,7 +1442,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         progress.next(f": {light_rate:,.0f} flows/s on a fixed schedule for {plan.light_s:.0f} s")
         marks = []
         light_job = {**open_job, "rate": light_rate, "seconds": plan.light_s}
-        lit = generator.run(light_job, on_measuring=lambda: marks.append(meter.snapshot()))
+
+        def light_measuring() -> None:
+            marks.append(meter.snapshot())
+            sides.append((meter.wal_bytes(), meter.executor_side_threads()))
+
+        lit = generator.run(light_job, on_measuring=light_measuring)
         light_loop = {
             "rate_per_s": light_rate,
             "seconds": plan.light_s,
@@ -1416,6 +1456,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "cpu": CpuMeter.per_request(
                 [CpuMeter.delta(marks[0], meter.snapshot(), lit["generator_cpu_s"])], lit["count"]
             ),
+            **side_figures(lit["count"]),
         }
         light = light_loop["latency_from_schedule"]
         say(f"    {sum(light_loop['cpu'][f'{k}_us'] for k in CPU_PARTS if k != 'rest_of_machine'):,.0f} µs of CPU "
@@ -1703,6 +1744,12 @@ def print_report(report: dict[str, Any]) -> None:
     say(f"  from the send: p50 {svc['p50_us'] / 1000:.2f} ms, p99 {svc['p99_us'] / 1000:.2f} ms; "
         f"waiting for a free connection: p99 {wait['p99_us'] / 1000:.2f} ms; "
         f"machine {ol['cpu']['machine_busy_cores']:.2f} cores busy")  # fmt: skip
+    if "wal_bytes_per_flow" in ol:
+        light_ol = report["light_open_loop"]
+        say(f"  per flow, at 80% and 20% load: PostgreSQL's WAL {ol['wal_bytes_per_flow']:,.0f} and "
+            f"{light_ol['wal_bytes_per_flow']:,.0f} bytes; the executors' epoch ticker threads "
+            f"{ol['executor_side_threads_us_per_flow']:.0f} and {light_ol['executor_side_threads_us_per_flow']:.0f} µs "
+            "of CPU")  # fmt: skip
     split = ol.get("connections_by_server_process") or []
     if len(split) > 1:
         say(f"  the generator's {ol['connections']} connections fell {' and '.join(map(str, split))} on the "
@@ -1737,9 +1784,16 @@ def print_report(report: dict[str, Any]) -> None:
     for name, label in (("stub_server_same_request", "generator vs a stub server, same bytes"),
                         ("openapi_json", "GET /api/v2/openapi.json"),
                         ("no_key_401", "401: no API key"),
-                        ("key_and_body_checked_400", "400: key checked, body validated")):  # fmt: skip
-        f = floors[name]
-        say(f"  {label:40} {f['c16']['per_s']:8,.0f}/s   p50 {f['c1']['latency']['p50_us'] / 1000:5.2f} ms")
+                        ("key_and_body_checked_400", "400: key checked, body validated"),
+                        ("healthz_keep_alive", "GET /healthz, keep-alive"),
+                        ("healthz_new_connection_each", "GET /healthz, a new connection each")):  # fmt: skip
+        f = floors.get(name)
+        if f is None:  # results of an earlier build
+            continue
+        say(
+            f"  {label:40} {f['c16']['per_s']:8,.0f}/s   p50 {f['c1']['latency']['p50_us'] / 1000:5.2f} ms   "
+            f"server event loops {f['c16']['cpu']['server_event_loop_thread_us']:5,.0f} µs each"
+        )
     say(f"  the generator's CPU per flow at saturation: {gen['cpu_us_per_request_at_saturation']:.0f} µs")
 
     b = report["breakdown"]
