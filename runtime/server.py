@@ -15,9 +15,11 @@ from runtime.config import Settings
 log = logging.getLogger("tollgate")
 
 
-def configure_logging() -> None:
+def configure_logging(*, processes: bool = False) -> None:
+    """Log lines in words on standard error; with `processes`, each says which server process wrote it."""
+    where = "[%(process)d] " if processes else ""
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S", force=True
+        level=logging.INFO, format=f"%(asctime)s %(levelname)-7s {where}%(message)s", datefmt="%H:%M:%S", force=True
     )
 
 
@@ -71,9 +73,11 @@ def serve(args: argparse.Namespace) -> int:
     )
     common: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "info", "access_log": True,
                               "log_config": None}  # fmt: skip
+    # The schema was brought up to date above: the server processes do not migrate again.
     if workers == 1:
-        uvicorn.run(create_app(settings, ready_message=ready, server_process=True), **common)
+        uvicorn.run(create_app(settings, ready_message=ready, server_process=True, schema_ready=True), **common)
     else:
+        configure_logging(processes=True)
         log.info(
             "Starting %d server processes, each with %d executor process%s",
             workers, settings.executors, "" if settings.executors == 1 else "es",

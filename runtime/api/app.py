@@ -40,16 +40,21 @@ def create_app(
     executors: int | None = None,
     ready_message: str | None = None,
     server_process: bool = False,
+    schema_ready: bool = False,
 ) -> Starlette:
     """The application; services start with its lifespan, which logs `ready_message` when they have.
 
     `server_process`: the app owns this process (``tollgate serve``), so its
     garbage collection is tuned for serving once the services have started.
+    `schema_ready`: the database's schema was brought up to date before this
+    process started (``tollgate serve`` does it once for all its processes).
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = await start_services(settings or Settings.from_environment(), executors=executors)
+        services = await start_services(
+            settings or Settings.from_environment(), executors=executors, schema_ready=schema_ready
+        )
         app.state.services = services
         sweeper = asyncio.create_task(sweep_forever(services))
         if server_process:
@@ -101,7 +106,11 @@ def app_from_environment() -> Starlette:
     """The application for one of several server processes (`tollgate serve --workers N`)."""
     from runtime.server import configure_logging
 
-    configure_logging()  # a worker process starts with nothing configured
+    configure_logging(processes=True)  # a worker process starts with nothing configured
+    # Started by `tollgate serve`, which has migrated the database for all its processes.
     return create_app(
-        Settings.from_environment(), ready_message=os.environ.get("TOLLGATE_READY_MESSAGE"), server_process=True
+        Settings.from_environment(),
+        ready_message=os.environ.get("TOLLGATE_READY_MESSAGE"),
+        server_process=True,
+        schema_ready=True,
     )

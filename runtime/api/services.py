@@ -164,7 +164,9 @@ async def announce_operator_key(store: Store, settings: Settings) -> None:
         print(f"\n  Operator API key (shown once, keep it safe): {new_key}\n", flush=True)
 
 
-async def start_services(settings: Settings, *, executors: int | None = None) -> Services:
+async def start_services(settings: Settings, *, executors: int | None = None, schema_ready: bool = False) -> Services:
+    """The services of one server process. `schema_ready`: the schema is known to be up to date (its
+    migrations already ran at this start), so it is not checked again."""
     log.info("Starting Tollgate (%s)", settings)
     if settings.embedded:
         log.info("No DATABASE_URL: using the embedded PostgreSQL in %s", settings.home / "pgdata")
@@ -172,7 +174,8 @@ async def start_services(settings: Settings, *, executors: int | None = None) ->
         log.info("Using the PostgreSQL server given by DATABASE_URL")
     try:
         url = await anyio.to_thread.run_sync(lambda: database_url(settings.database_url, settings.home))
-        await anyio.to_thread.run_sync(lambda: migrate(url, report=log.info))
+        if not schema_ready:
+            await anyio.to_thread.run_sync(lambda: migrate(url, report=log.info))
     except Exception as exc:
         raise StartupError(f"the database cannot be used: {type(exc).__name__}: {exc}") from None
     keyring, key_origin = resolve_keyring(settings)
