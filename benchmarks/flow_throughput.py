@@ -1243,7 +1243,7 @@ class Plan:
             ("load generator ceiling and the server's cheapest answers", 12 * (self.floor_s + self.warmup_s)),
             ("closed loop with session ids (saturation)", self.rounds * len(self.levels) * run),
             ("closed loop without session ids", 2 * self.rounds * run),
-            (f"open loop at {LOAD_FRACTION:.0%} of saturation", self.open_s + 2.5),
+            (f"open loop at {LOAD_FRACTION:.0%} of saturation", self.open_s + 2.5 + 2 * run),
             (f"open loop at {LIGHT_FRACTION:.0%} of saturation (CPU per flow at light load)", self.light_s + 2.5),
             ("the parts, timed directly (sandbox, executor pipe, store calls)", 8 + self.direct_n / 60),
             ("profile of the server at saturation (py-spy)", self.profile_s + 1.5 + self.warmup_s),
@@ -1388,7 +1388,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"p50 {no_session[0]['latency']['p50_us'] / 1000:.2f} ms one at a time")  # fmt: skip
 
         rate = LOAD_FRACTION * best["per_s"]
-        progress.next(f": {rate:,.0f} flows/s on a fixed schedule for {plan.open_s:.0f} s (after 2 s of warm-up)")
+        progress.next(f": {rate:,.0f} flows/s on a fixed schedule for {plan.open_s:.0f} s (after 2 s of warm-up), "
+                      f"between two closed loops at {best['concurrency']} in flight")  # fmt: skip
+
+        def capacity_now() -> float:
+            """What the machine gives now: a short closed loop at the saturation's concurrency, flows/s."""
+            per_s: float = merge([closed(with_session, best["concurrency"], plan.level_s, completed)],
+                                 best["concurrency"])["per_s"]  # fmt: skip
+            return per_s
+
+        capacity_before = capacity_now()
         marks: list[CpuSnapshot] = []
         open_job = {"kind": "open", "port": port, "requests": with_session, "rate": rate, "warmup_s": 2.0,
                     "seconds": plan.open_s, "connections": OPEN_LOOP_CONNECTIONS, "expect": completed}  # fmt: skip
@@ -1415,8 +1424,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             opened = generator.run(open_job, on_measuring=measuring)
         finally:
             sampler.stop()
+        capacity_after = capacity_now()
         open_loop = {
             "rate_per_s": rate,
+            # The closed loop at the saturation's concurrency just before and just after: the machine's
+            # speed drifts, and the open loop's rate is a share of what it gave earlier.
+            "capacity_just_before_per_s": capacity_before,
+            "capacity_just_after_per_s": capacity_after,
             "served_per_s": opened["served_per_s"],
             "drain_s": opened["drain_s"],
             "seconds": plan.open_s,
@@ -1436,7 +1450,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         lat = open_loop["latency_from_schedule"]
         say(f"    p50 {lat['p50_us'] / 1000:.2f} ms, p90 {lat['p90_us'] / 1000:.2f} ms, "
-            f"p99 {lat['p99_us'] / 1000:.2f} ms ({lat['count']:,} flows)")  # fmt: skip
+            f"p99 {lat['p99_us'] / 1000:.2f} ms ({lat['count']:,} flows); the closed loop gave "
+            f"{capacity_before:,.0f} flows/s just before and {capacity_after:,.0f} just after")  # fmt: skip
 
         light_rate = LIGHT_FRACTION * best["per_s"]
         progress.next(f": {light_rate:,.0f} flows/s on a fixed schedule for {plan.light_s:.0f} s")
@@ -1756,6 +1771,11 @@ def print_report(report: dict[str, Any]) -> None:
             f"{len(split)} server processes (each keeps its own: its event loop's share of the load)")  # fmt: skip
     say(f"  served {ol['served_per_s']:,.0f} flows/s of the {ol['rate_per_s']:,.0f}/s offered; the last answer came "
         f"{ol['drain_s'] * 1000:,.0f} ms after the last scheduled arrival")  # fmt: skip
+    if "capacity_just_before_per_s" in ol:
+        before, after = ol["capacity_just_before_per_s"], ol["capacity_just_after_per_s"]
+        say(f"  the closed loop at {sat['concurrency']} in flight gave {before:,.0f} flows/s just before the open loop "
+            f"and {after:,.0f} just after (saturation: {sat['flows_per_s']:,.0f}): the rate offered was "
+            f"{ol['rate_per_s'] / before:.0%} and {ol['rate_per_s'] / after:.0%} of them")  # fmt: skip
     bw = ol["by_window"]
     if bw["windows_with_a_slow_flow"]:
         say(f"  {bw['slow_flows']:,} flows over {bw['slow_over_us'] / 1000:.0f} ms, scheduled in "
