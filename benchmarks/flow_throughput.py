@@ -1,10 +1,10 @@
 """Post-login flows per second through the flow API, and their latency at 80% of that rate.
 
-The whole service runs here, as ``tollgate serve`` runs it: one server
-process (uvicorn, its default single worker) with its default executor pool
-(one executor per core), on a fresh database that the benchmark creates on
-the PostgreSQL server of DATABASE_URL (else postgresql://postgres@127.0.0.1:5432,
-else the embedded one) and drops at the end. One tenant, one deployed action
+The whole service runs here, as ``tollgate serve`` runs it with its defaults
+(on a real database: a server process per core, each with its executor), on a
+fresh database that the benchmark creates on the PostgreSQL server of
+DATABASE_URL (else postgresql://postgres@127.0.0.1:5432, else the embedded
+one) and drops at the end. One tenant, one deployed action
 bound to post-login that does ordinary work without redirecting (it reads
 ``event.user.app_metadata`` and sets namespaced claims on the ID and access
 tokens), and the realistic first-login event (tenants/acme-bank, without its
@@ -20,7 +20,9 @@ this machine's cores:
   throughput (each level reports the median of its one-second windows);
 - open loop at 80% of it: a fixed arrival schedule, latency counted from each
   request's scheduled time, so waiting behind a slow request counts
-  (no coordinated omission);
+  (no coordinated omission); closed loops at the saturation's concurrency
+  just before and just after it say what the machine gave by then (its speed
+  drifts by a third within the hour);
 - open loop at 20% of it, for the CPU a flow costs when the processes sleep
   between flows (each wakes for each flow) against its cost at saturation;
 - the generator's own ceiling against a stub server (same request bytes), and
