@@ -94,16 +94,19 @@ _NO_SESSION = "'null'::jsonb AS session"
 _LIVE = "s.expires_at > now() AND s.idle_expires_at > now()"
 # When a session ends: expired, or idle too long (the expression of the sessions_ended index).
 SESSION_ENDED = "least(expires_at, idle_expires_at)"
-# How often a login in a live session writes it: a session whose idle clock was last pushed forward less than
-# this long ago is only read (its idle expiry is then at most this much short of now + the idle timeout, a
-# minute of three days). Logins repeat in a session within seconds; before, each wrote a new version of the
-# row (about 560 bytes of WAL, a dead row for vacuum, three index entries) only to move two times forward.
+# How often a login in a live session writes it: a session whose idle clock was last restarted less than this
+# long ago is only read (its idle expiry is then at most this much short of now + its idle span, a minute of
+# three days). Logins repeat in a session within seconds; before, each wrote a new version of the row (about
+# 560 bytes of WAL, a dead row for vacuum, three index entries) only to move two times forward.
 SESSION_TOUCH_EVERY = timedelta(minutes=1)
-_IDLE_TARGET = "least(s.expires_at, now() + %(idle)s)"
-_FRESH = f"{_LIVE} AND s.idle_expires_at BETWEEN {_IDLE_TARGET} - %(touch)s AND {_IDLE_TARGET}"
+# A session whose idle clock was restarted less than SESSION_TOUCH_EVERY ago: a live one is only read.
+_RECENT = "s.last_interacted_at > now() - %(touch)s"
+# A restarted idle clock: the idle span the session had (three days, or less where an action shortened it with
+# api.session.setIdleExpiresAt), from now, never past the session's end.
+_IDLE_RESTARTED = "least(s.expires_at, now() + (s.idle_expires_at - s.last_interacted_at))"
 _EXTERNAL_SESSION = (
-    "WITH fresh AS (SELECT * FROM sessions s WHERE s.tenant_id = %(tenant)s AND s.token_hash = %(h)s"
-    f" AND {_FRESH}), "
+    f"WITH fresh AS (SELECT * FROM sessions s WHERE s.tenant_id = %(tenant)s AND s.token_hash = %(h)s"
+    f" AND {_LIVE} AND {_RECENT}), "
     "s AS (INSERT INTO sessions AS s (tenant_id, id, token_hash, kind, user_id, expires_at, idle_expires_at)"
     " SELECT %(tenant)s, %(id)s, %(h)s, 'external', %(u)s, now() + %(life)s, now() + %(idle)s"
     " WHERE NOT EXISTS (SELECT FROM fresh)"
@@ -113,19 +116,18 @@ _EXTERNAL_SESSION = (
     f"  metadata = CASE WHEN {_LIVE} THEN s.metadata ELSE '{{}}'::jsonb END,"
     f"  created_at = CASE WHEN {_LIVE} THEN s.created_at ELSE now() END,"
     f"  expires_at = CASE WHEN {_LIVE} THEN s.expires_at ELSE excluded.expires_at END,"
-    f"  idle_expires_at = CASE WHEN {_LIVE} THEN {_IDLE_TARGET} ELSE excluded.idle_expires_at END,"
+    f"  idle_expires_at = CASE WHEN {_LIVE} THEN {_IDLE_RESTARTED} ELSE excluded.idle_expires_at END,"
     "  last_interacted_at = now()"
     " RETURNING *) "
 )
 
 
-# A hosted session by its cookie: read when its idle time was restarted less than SESSION_TOUCH_EVERY ago,
-# else restarted (the idle span it had, from now, never past its end).
+# A hosted session by its cookie: only read when its idle clock was restarted less than SESSION_TOUCH_EVERY ago,
+# else restarted.
 _FOUND = "s.tenant_id = %(tenant)s AND s.token_hash = %(h)s AND " + _LIVE
 _FIND_SESSION = (
-    f"WITH fresh AS (SELECT * FROM sessions s WHERE {_FOUND} AND s.last_interacted_at > now() - %(touch)s),"
-    " touched AS (UPDATE sessions s SET last_interacted_at = now(),"
-    "  idle_expires_at = least(s.expires_at, now() + (s.idle_expires_at - s.last_interacted_at))"
+    f"WITH fresh AS (SELECT * FROM sessions s WHERE {_FOUND} AND {_RECENT}),"
+    f" touched AS (UPDATE sessions s SET last_interacted_at = now(), idle_expires_at = {_IDLE_RESTARTED}"
     f" WHERE {_FOUND} AND NOT EXISTS (SELECT FROM fresh) RETURNING s.*)"
     " SELECT * FROM fresh UNION ALL SELECT * FROM touched"
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -439,7 +440,7 @@ def test_a_tenant_over_its_concurrency_quota_gets_resource_exhausted_at_once(
 
 
 def test_a_login_in_a_live_session_restarts_its_idle_time(tenant: TenantClient, database_url: str) -> None:
-    """Each login in a live session restarts its idle time (the configured three days), never past its end."""
+    """Each login in a live session restarts its idle time (three days), never past its end."""
     bind(
         tenant,
         (
@@ -451,7 +452,7 @@ def test_a_login_in_a_live_session_restarts_its_idle_time(tenant: TenantClient, 
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
             "UPDATE sessions SET last_interacted_at = now() - interval '2 days',"
-            " idle_expires_at = now() + interval '1 hour' WHERE tenant_id = %s",
+            " idle_expires_at = now() + interval '1 day' WHERE tenant_id = %s",
             (tenant.id,),
         )
         assert start(tenant)["status"] == "completed"
@@ -461,7 +462,10 @@ def test_a_login_in_a_live_session_restarts_its_idle_time(tenant: TenantClient, 
             (tenant.id,),
         ).fetchone()
         conn.execute(
-            "UPDATE sessions SET expires_at = now() + interval '10 minutes' WHERE tenant_id = %s", (tenant.id,)
+            "UPDATE sessions SET expires_at = now() + interval '10 minutes',"
+            " last_interacted_at = last_interacted_at - interval '2 minutes',"
+            " idle_expires_at = idle_expires_at - interval '2 minutes' WHERE tenant_id = %s",
+            (tenant.id,),
         )
         assert start(tenant)["status"] == "completed"
         capped = conn.execute(
@@ -469,6 +473,44 @@ def test_a_login_in_a_live_session_restarts_its_idle_time(tenant: TenantClient, 
         ).fetchone()
     assert row == (True, True, True, 1)
     assert capped == (True,)
+
+
+def test_an_idle_span_an_action_shortened_is_kept_by_later_logins(tenant: TenantClient, database_url: str) -> None:
+    """api.session.setIdleExpiresAt shortens the session's idle span; a later login in the session restarts
+    the idle clock with that span, not the default three days (as a single sign-on on the hosted page does)."""
+    bind(
+        tenant,
+        (
+            "short-idle",
+            "exports.onExecutePostLogin = async (event, api) => {"
+            " if (event.request.query.short) api.session.setIdleExpiresAt(Date.now() + 3600 * 1000); };",
+        ),
+    )
+    shorten = base_event()
+    shorten["request"] = {**shorten.get("request", {}), "query": {"short": "1"}}
+    assert start(tenant, shorten)["status"] == "completed"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+
+        def span() -> Any:
+            return conn.execute(
+                "SELECT idle_expires_at - last_interacted_at FROM sessions WHERE tenant_id = %s", (tenant.id,)
+            ).fetchone()[0]
+
+        shortened = span()
+        conn.execute(
+            "UPDATE sessions SET last_interacted_at = last_interacted_at - interval '10 minutes',"
+            " idle_expires_at = idle_expires_at - interval '10 minutes' WHERE tenant_id = %s",
+            (tenant.id,),
+        )
+        assert start(tenant)["status"] == "completed"  # this login does not shorten it
+        kept = conn.execute(
+            "SELECT idle_expires_at - last_interacted_at, now() - last_interacted_at < interval '1 minute',"
+            " idle_expires_at BETWEEN now() + interval '59 minutes' AND now() + interval '61 minutes'"
+            " FROM sessions WHERE tenant_id = %s",
+            (tenant.id,),
+        ).fetchone()
+    assert timedelta(minutes=59) < shortened < timedelta(minutes=61)
+    assert kept == (shortened, True, True)
 
 
 def test_logins_soon_after_the_last_write_read_the_session_without_writing_it(
