@@ -29,7 +29,8 @@ this machine's cores:
   the server's cheapest answers (401 without a key, 400 after the key check
   and body validation, the OpenAPI document), so that the HTTP share is known;
 - where the time goes, by measurement: CPU per flow of each process (from
-  /proc), the executor round trip and the sandbox alone timed directly, how
+  /proc) and how often each waited or was preempted (its context switches)
+  at each load, the executor round trip and the sandbox alone timed directly, how
   many executions one executor serves to callers on an event loop that is
   busy with other work in slices of 0.5-2 ms (the hand-off), the
   store calls a flow makes timed directly on the same database, and a py-spy
@@ -449,6 +450,36 @@ def _children(pid: int) -> list[int]:
     return [child for child, _, parent, _ in _every_process() if parent == pid]
 
 
+def _switches(path: str) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of the thread whose status file is `path`: the times it
+    waited for something, and the times the kernel took the core from it while it could have run on."""
+    counts = {"voluntary_ctxt_switches": 0, "nonvoluntary_ctxt_switches": 0}
+    with contextlib.suppress(OSError):
+        for line in Path(path).read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in counts:
+                counts[name] = int(value)
+    return counts["voluntary_ctxt_switches"], counts["nonvoluntary_ctxt_switches"]
+
+
+def _process_switches(pid: int) -> tuple[int, int]:
+    """Context switches of all the threads of a process (those it has now)."""
+    waits = preempted = 0
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            w, p = _switches(f"/proc/{pid}/task/{tid}/status")
+            waits, preempted = waits + w, preempted + p
+    return waits, preempted
+
+
+def _machine_switches() -> int:
+    """Context switches of the whole machine since boot."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("ctxt "):
+            return int(line.split()[1])
+    return 0
+
+
 def _machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
@@ -465,19 +496,26 @@ class CpuSnapshot:
     executors: float
     postgres: dict[int, float]
     parent: float
+    # Context switches (waits, preemptions) by part, per process (backends come and go); the machine's.
+    switches: dict[str, dict[int, tuple[int, int]]]
+    machine_switches: int
 
 
 CPU_PARTS = ("server_event_loop_thread", "server_other_threads", "executors", "postgres_backends",
              "load_generator", "rest_of_machine")  # fmt: skip
+# The parts whose context switches are counted: the event loop threads, every thread of the executors, the
+# PostgreSQL backends and the load generator.
+SWITCH_PARTS = ("server_event_loop_thread", "executors", "postgres_backends", "load_generator")
 
 
 class CpuMeter:
     """CPU seconds of the server's event loop thread, the server, its executors and its Postgres backends."""
 
-    def __init__(self, server_pid: int, admin_url: str, database: str) -> None:
+    def __init__(self, server_pid: int, admin_url: str, database: str, generator_pid: int) -> None:
         import psycopg
 
         self.server_pid = server_pid
+        self.generator_pid = generator_pid
         self.database = database
         self.monitor = psycopg.connect(admin_url, autocommit=True)
 
@@ -499,7 +537,14 @@ class CpuMeter:
     def snapshot(self) -> CpuSnapshot:
         servers, executor_pids = self._processes()
         executors = [_proc_cpu(f"/proc/{pid}/stat") for pid in executor_pids]
-        postgres = {pid: _proc_cpu(f"/proc/{pid}/stat") for pid in self._postgres_pids()}
+        postgres_pids = self._postgres_pids()
+        postgres = {pid: _proc_cpu(f"/proc/{pid}/stat") for pid in postgres_pids}
+        switches = {
+            "server_event_loop_thread": {pid: _switches(f"/proc/{pid}/task/{pid}/status") for pid in servers},
+            "executors": {pid: _process_switches(pid) for pid in executor_pids},
+            "postgres_backends": {pid: _process_switches(pid) for pid in postgres_pids},
+            "load_generator": {self.generator_pid: _process_switches(self.generator_pid)},
+        }
         return CpuSnapshot(
             at=time.perf_counter(),
             machine_busy=_machine_busy()[0],
@@ -508,6 +553,8 @@ class CpuMeter:
             executors=sum(c for c in executors if c is not None),
             postgres={pid: c for pid, c in postgres.items() if c is not None},
             parent=_cpu_self(),
+            switches=switches,
+            machine_switches=_machine_switches(),
         )
 
     @staticmethod
@@ -524,6 +571,11 @@ class CpuMeter:
         }
         busy = end.machine_busy - start.machine_busy
         parts["rest_of_machine"] = max(0.0, busy - sum(parts.values()) - (end.parent - start.parent))
+        for part in SWITCH_PARTS:
+            before, after = start.switches[part], end.switches[part]
+            for i, kind in enumerate(("waits", "preemptions")):
+                parts[f"{part}_{kind}"] = sum(n[i] - before.get(pid, (0, 0))[i] for pid, n in after.items())
+        parts["machine_switches"] = end.machine_switches - start.machine_switches
         return {**parts, "elapsed": end.at - start.at, "machine_busy": busy}
 
     @staticmethod
@@ -531,6 +583,8 @@ class CpuMeter:
         """CPU µs per request of each part over one or more windows, and how busy the machine was."""
         total = {key: sum(d[key] for d in deltas) for key in deltas[0]}
         out = {f"{name}_us": total[name] * 1e6 / max(count, 1) for name in CPU_PARTS}
+        switches = [f"{part}_{kind}" for part in SWITCH_PARTS for kind in ("waits", "preemptions")]
+        out |= {f"{name}_per_flow": total[name] / max(count, 1) for name in [*switches, "machine_switches"]}
         out["machine_busy_cores"] = total["machine_busy"] / total["elapsed"]
         out["server_event_loop_busy_fraction"] = total["server_event_loop_thread"] / total["elapsed"]
         return out
@@ -1298,7 +1352,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         say(f"    server pid {server.pid} on port {server.port}, ready in {ready_s:.1f} s; database on {origin}")
         generator = LoadGenerator()
         stack.callback(generator.close)
-        meter = CpuMeter(server.pid, admin_url, database)
+        meter = CpuMeter(server.pid, admin_url, database, generator.process.pid)
         stack.callback(meter.close)
         port = server.port
 
@@ -1845,6 +1899,11 @@ def print_report(report: dict[str, Any]) -> None:
     totals = [sum(c[f"{k}_us"] for k in CPU_PARTS if k != "rest_of_machine") for _, c in loads]
     say(f"    {'in all':40} " + "".join(f"{t:9,.0f}" for t in totals)
         + f"   ({totals[0] / totals[2]:.2f} and {totals[1] / totals[2]:.2f} times saturation's)")  # fmt: skip
+    say("  context switches per flow by load: waited + preempted (the core taken while it could run on)")
+    for key in SWITCH_PARTS:
+        cells = [f"{c[key + '_waits_per_flow']:.1f}+{c[key + '_preemptions_per_flow']:.1f}" for _, c in loads]
+        say(f"    {key.replace('_', ' '):40} " + "".join(f"{cell:>9}" for cell in cells))
+    say(f"    {'the whole machine':40} " + "".join(f"{c['machine_switches_per_flow']:9.1f}" for _, c in loads))
     c401, c400 = b["cpu_per_request_401"], b["cpu_per_request_400"]
     say(
         f"  event loop CPU per request: 401 {c401['server_event_loop_thread_us']:,.0f} µs, "
