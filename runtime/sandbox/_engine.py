@@ -77,6 +77,8 @@ class EngineHandle:
     pristine: bytes = b""
     preloads: OrderedDict[str, Pages | None] = field(default_factory=OrderedDict)
     preloads_lock: threading.Lock = field(default_factory=threading.Lock)
+    # The actions being loaded ahead now, each by the one thread that loads it (the others wait for it).
+    preloading: dict[str, threading.Lock] = field(default_factory=dict)
 
 
 _lock = threading.Lock()
@@ -262,18 +264,34 @@ def _preload(handle: EngineHandle, bytecode: bytes) -> Pages | None:
 
 
 def preloaded(handle: EngineHandle, bytecode: bytes, digest: str) -> Pages | None:
-    """The pages of the action with this bytecode loaded ahead (made on first use, kept while they fit)."""
+    """The pages of the action with this bytecode loaded ahead (made on first use, kept while they fit).
+
+    Threads that ask for the same action at once load it once: the first
+    loads it, the others wait and take its pages.
+    """
     with handle.preloads_lock:
         if digest in handle.preloads:
             handle.preloads.move_to_end(digest)
             return handle.preloads[digest]
-    pages = _preload(handle, bytecode)
-    with handle.preloads_lock:
-        handle.preloads[digest] = pages
-        kept = sum(p.nbytes for p in handle.preloads.values() if p is not None)
-        while kept > PRELOAD_CACHE_BYTES and len(handle.preloads) > 1:
-            _, dropped = handle.preloads.popitem(last=False)
-            kept -= dropped.nbytes if dropped is not None else 0
+        loading = handle.preloading.setdefault(digest, threading.Lock())
+    with loading:
+        with handle.preloads_lock:
+            if digest in handle.preloads:  # loaded by the thread this one waited for
+                handle.preloads.move_to_end(digest)
+                return handle.preloads[digest]
+        try:
+            pages = _preload(handle, bytecode)
+        except BaseException:
+            with handle.preloads_lock:
+                handle.preloading.pop(digest, None)
+            raise
+        with handle.preloads_lock:
+            handle.preloading.pop(digest, None)
+            handle.preloads[digest] = pages
+            kept = sum(p.nbytes for p in handle.preloads.values() if p is not None)
+            while kept > PRELOAD_CACHE_BYTES and len(handle.preloads) > 1:
+                _, dropped = handle.preloads.popitem(last=False)
+                kept -= dropped.nbytes if dropped is not None else 0
     return pages
 
 

@@ -3,6 +3,8 @@ every fresh instance that runs it, instead of reading the bytecode in every exec
 
 import json
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -168,3 +170,40 @@ def test_pages_are_checked_against_the_memory() -> None:
         wasm.instance(fuel=1_000_000, wall_ms=1_000, memory_bytes=2 * MiB, pages=huge)
     with wasm.instance(fuel=1_000_000, wall_ms=1_000, memory_bytes=32 * MiB, pages=huge) as inst:
         assert inst.memory_size() == 4096 * PAGE_BYTES
+
+
+def test_threads_running_a_new_action_at_once_load_it_ahead_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several threads running an action this process has not loaded yet: one loads it, the others wait for
+    its pages, and all run from the same pages."""
+    action = compile_action(
+        handler_source("api.idToken.setCustomClaim('n', event.n);", prelude="// " + secrets.token_hex(8))
+    )
+    loads: list[str] = []
+    real_preload = sandbox_engine._preload
+
+    def counted(handle: Any, bytecode: bytes) -> Pages | None:
+        loads.append(threading.current_thread().name)
+        time.sleep(0.2)  # every other thread asks meanwhile
+        return real_preload(handle, bytecode)
+
+    monkeypatch.setattr(sandbox_engine, "_preload", counted)
+    start = threading.Barrier(4)
+    results: dict[int, ExecutionResult] = {}
+
+    def run(n: int) -> None:
+        start.wait()
+        results[n] = execute(action, "onExecutePostLogin", {"n": 7}, seed=SEED, now_ms=NOW_MS)
+
+    threads = [threading.Thread(target=run, args=(n,), name=f"caller-{n}") for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(loads) == 1
+    assert [r.commands for r in results.values()] == [
+        [{"type": "set_claim", "token": "id", "key": "n", "value": 7}]
+    ] * 4
+    alone = execute(action, "onExecutePostLogin", {"n": 7}, seed=SEED, now_ms=NOW_MS)
+    # Each ran from the pages (an execution that loads the action itself counts more instructions).
+    assert {r.stats.fuel_used for r in results.values()} == {alone.stats.fuel_used}
+    assert sandbox_engine.engine().preloading == {}
