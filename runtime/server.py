@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from typing import Any
 
 from runtime.config import Settings
@@ -49,6 +51,7 @@ def serve(args: argparse.Namespace) -> int:
     from runtime.api.app import create_app
     from runtime.api.services import StartupError
     from runtime.balance import TABLE_ENV, ConnectionTable
+    from runtime.metrics import MULTIPROCESS_ENV
 
     configure_logging()
     cores = os.cpu_count() or 1
@@ -86,12 +89,16 @@ def serve(args: argparse.Namespace) -> int:
         # The processes share out the connections evenly (runtime/balance.py), through a table they all map.
         table = ConnectionTable.create()
         os.environ[TABLE_ENV] = table
+        # Each process writes its metrics to a file here; the one GET /metrics reaches sums them (runtime/metrics.py).
+        figures = tempfile.mkdtemp(prefix="tollgate-metrics-")
+        os.environ[MULTIPROCESS_ENV] = figures
         try:
             uvicorn.run("runtime.api.app:app_from_environment", factory=True, workers=workers,
                         loop="runtime.balance:BalancingLoop", **common)  # fmt: skip
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(table)
+            shutil.rmtree(figures, ignore_errors=True)
     return 0
 
 

@@ -201,6 +201,29 @@ def test_serve_on_the_embedded_default(tmp_path: Path, servers: Any) -> None:
     assert "the key generated and shown at first start" in again.output()
 
 
+def _balancing_workers(server: Server) -> tuple[list[int], dict[str, str]]:
+    """The server processes of a `serve --workers 2` (each with its executor), once both take connections,
+    and the first one's environment."""
+    from runtime.balance import TABLE_ENV, ConnectionTable
+
+    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(server.process.pid), "-f", "spawn_main"],
+                                              capture_output=True, text=True, check=False).stdout.split()]  # fmt: skip
+    workers = [pid for pid in workers if subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                                        check=False).returncode == 0]  # fmt: skip
+    assert len(workers) == 2, "expected two server processes, each with its executor"
+    pairs = (v.split(b"=", 1) for v in Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0") if b"=" in v)
+    environ = {k.decode(): v.decode() for k, v in pairs}
+    # Each process takes connections once it has its slot in the table (a moment after it answers).
+    table = ConnectionTable(environ[TABLE_ENV])
+    try:
+        deadline = time.monotonic() + 30
+        while sorted(table.counts()) != sorted(workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        table.close()
+    return workers, environ
+
+
 def test_serve_with_several_workers(new_database: Any, servers: Any) -> None:
     operator = "tgo_" + "b" * 43
     env = _environment(DATABASE_URL=new_database(), TOLLGATE_MASTER_KEY=MasterKeyring.generate_text(),
@@ -220,26 +243,63 @@ def test_serve_with_several_workers(new_database: Any, servers: Any) -> None:
     assert len(ready) == 2 and len(set(ready)) == 2
 
 
+def test_metrics_are_summed_over_the_server_processes(new_database: Any, servers: Any) -> None:
+    """With several server processes GET /metrics reaches one of them and reports them all: the counters of
+    both, and their executors; the files the figures go through are removed when the server stops."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from runtime.balance import established_connections
+
+    operator = "tgo_" + "m" * 43
+    env = _environment(DATABASE_URL=new_database(), TOLLGATE_MASTER_KEY=MasterKeyring.generate_text(),
+                       TOLLGATE_OPERATOR_KEY=operator)  # fmt: skip
+    server = servers(env, "--workers", "2", "--executors", "1")
+    server.wait_ready()
+    admin = {"Authorization": f"Bearer {operator}"}
+    assert httpx.post(server.url + "/tenants", json={"name": "m"}, headers=admin, timeout=30).status_code == 201
+    site = f"http://127.0.0.1:{server.port}"
+    workers, environ = _balancing_workers(server)
+    # Twelve connections open at once are shared out between the processes; a refused continue on each.
+    connections = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(12)]
+    try:
+        deadline = time.monotonic() + 30
+        while sum(split := established_connections(server.port, workers)) < 12 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert min(split) > 0, f"the connections fell {split}"
+        for n, connection in enumerate(connections):
+            form = f"state=no-such-state-{n}".encode()
+            connection.sendall(b"POST /t/m/continue HTTP/1.1\r\nHost: localhost\r\n"
+                               b"Content-Type: application/x-www-form-urlencoded\r\n"
+                               b"Content-Length: %d\r\n\r\n%s" % (len(form), form))  # fmt: skip
+        for connection in connections:
+            assert connection.recv(65536).startswith(b"HTTP/1.1 400 ")
+    finally:
+        for connection in connections:
+            connection.close()
+    figures = Path(environ["PROMETHEUS_MULTIPROC_DIR"])
+
+    def sample(text: str, name: str, **labels: str) -> float:
+        return next(s.value for family in text_string_to_metric_families(text) for s in family.samples
+                    if s.name == name and s.labels == labels)  # fmt: skip
+
+    for _ in range(4):  # whichever process answers
+        text = httpx.get(site + "/metrics", headers=admin, timeout=30).text
+        assert sample(text, "tollgate_continues_refused_total") == 12
+        assert sample(text, "tollgate_executors", state="alive") == 2
+    assert server.stop() == 0
+    assert not figures.exists()
+
+
 def test_several_workers_share_the_connections_evenly(new_database: Any, servers: Any) -> None:
     """Keep-alive connections stay with the process that accepted them: opened at once (an identity server's
     pool at its start), they are shared out evenly rather than left to whichever process is quickest, and
     each is served."""
-    from runtime.balance import TABLE_ENV, ConnectionTable, established_connections
+    from runtime.balance import established_connections
 
     env = _environment(DATABASE_URL=new_database(), TOLLGATE_MASTER_KEY=MasterKeyring.generate_text())
     server = servers(env, "--workers", "2", "--executors", "1")
     server.wait_ready()
-    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(server.process.pid), "-f", "spawn_main"],
-                                              capture_output=True, text=True, check=False).stdout.split()]  # fmt: skip
-    workers = [pid for pid in workers if subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
-                                                        check=False).returncode == 0]  # fmt: skip
-    assert len(workers) == 2, "expected two server processes, each with its executor"
-    # Each process takes connections once it has its slot in the table (a moment after it answers).
-    environ = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")
-    table = ConnectionTable(next(v.split(b"=", 1)[1].decode() for v in environ if v.startswith(TABLE_ENV.encode())))
-    deadline = time.monotonic() + 30
-    while sorted(table.counts()) != sorted(workers) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    workers, _ = _balancing_workers(server)
     connections = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(40)]
     try:
         deadline = time.monotonic() + 30
@@ -254,5 +314,4 @@ def test_several_workers_share_the_connections_evenly(new_database: Any, servers
     finally:
         for connection in connections:
             connection.close()
-        table.close()
     assert server.stop() == 0

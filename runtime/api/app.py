@@ -19,11 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from runtime import metrics
 from runtime.api import health
 from runtime.api.errors import error_response, handle_exception
 from runtime.api.openapi import document
 from runtime.api.routes import ENDPOINTS
-from runtime.api.services import start_services, sweep_forever
+from runtime.api.services import read_services_forever, start_services, sweep_forever
 from runtime.config import Settings
 from runtime.console import routes as console_routes
 from runtime.gctuning import settle_after_startup
@@ -57,6 +58,7 @@ def create_app(
         )
         app.state.services = services
         sweeper = asyncio.create_task(sweep_forever(services))
+        gauges = asyncio.create_task(read_services_forever(services))
         if server_process:
             settle_after_startup()
         if ready_message:
@@ -66,7 +68,9 @@ def create_app(
         finally:
             services.closing = True
             sweeper.cancel()
+            gauges.cancel()
             await services.close()
+            metrics.process_stopped()
 
     openapi = document(ENDPOINTS)
 

@@ -7,6 +7,9 @@ within :data:`DATABASE_TIMEOUT_S`, and at least one executor process runs.
 200 when all hold, 503 otherwise; either way the body says which check
 failed, in words, with the executor pool's counters and the execution
 records waiting to be written.
+``GET /metrics``: the server's figures in Prometheus's text format
+(:mod:`runtime.metrics`), for the operator's key only: a login page's server
+faces the internet, and its login counts are nobody else's business.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from runtime import metrics
+from runtime.api.auth import authenticate
 from runtime.store.errors import StoreUnavailable
 
 __all__ = ["routes"]
@@ -54,5 +59,18 @@ async def readyz(request: Request) -> Response:
     return JSONResponse(body, 200 if ready else 503, headers=_NO_STORE)
 
 
+async def metrics_text(request: Request) -> Response:
+    services = getattr(request.app.state, "services", None)
+    if services is None:
+        return JSONResponse({"status": "not_ready", "message": "the server is starting"}, 503, headers=_NO_STORE)
+    await authenticate(request, services, "operator")
+    metrics.read_services(services)
+    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE, headers=_NO_STORE)
+
+
 def routes() -> list[Route]:
-    return [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_text, methods=["GET"]),
+    ]

@@ -15,6 +15,7 @@ import hmac
 import logging
 import os
 import stat
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +23,11 @@ from typing import Any
 
 import anyio.to_thread
 
+from runtime import metrics
 from runtime.config import Settings
 from runtime.flows.runner import FlowRunner
 from runtime.limits import Limits, TenantLimits
-from runtime.sandbox import CompiledAction, ExecutionResult
+from runtime.sandbox import CompiledAction, ExecutionResult, SandboxError
 from runtime.sandbox.pool import ExecutorPool
 from runtime.store import Store, database_url, migrate
 from runtime.store.records import Principal
@@ -104,7 +106,16 @@ class Services:
         limits: Limits,
         cache: Mapping[str, Any],
     ) -> ExecutionResult:
-        return await self.executors.execute_async(action, handler, event, secrets=secrets, limits=limits, cache=cache)
+        started = time.perf_counter()
+        try:
+            result = await self.executors.execute_async(
+                action, handler, event, secrets=secrets, limits=limits, cache=cache
+            )
+        except SandboxError as exc:
+            metrics.execution_ran(exc.error_class, time.perf_counter() - started)
+            raise
+        metrics.execution_ran("ok" if result.error is None else result.error.error_class, time.perf_counter() - started)
+        return result
 
     async def close(self) -> None:
         await anyio.to_thread.run_sync(self.executors.close)
@@ -192,6 +203,17 @@ async def start_services(settings: Settings, *, executors: int | None = None, sc
         await store.close()
         raise
     return Services(settings=settings, store=store, executors=pool, operator_key_hash=operator_hash)
+
+
+async def read_services_forever(services: Services, every_s: float = 5.0) -> None:
+    """Keep the metrics' gauges (executors, database connections, records waiting) a few seconds fresh: with
+    several server processes, GET /metrics reaches one, which reads only its own services when asked."""
+    while True:
+        try:
+            metrics.read_services(services)
+        except Exception:
+            log.exception("reading the services for the metrics failed; they will be read again")
+        await asyncio.sleep(every_s)
 
 
 async def sweep_forever(services: Services, every_s: float = 60.0) -> None:

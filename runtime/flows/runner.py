@@ -27,6 +27,7 @@ transaction at the end.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,7 @@ from typing import Any
 
 import msgpack
 
+from runtime import metrics
 from runtime.flows.outcome import Outcome, apply_commands, iso_now, plain_fields
 from runtime.flows.redirects import RedirectRefused, checked_target, with_query
 from runtime.limits import TenantLimits
@@ -139,6 +141,7 @@ class FlowRunner:
         or opened in the same query, and the methods it holds join
         ``event.authentication.methods``.
         """
+        started = time.perf_counter()
         head = await self.services.store.logins.flow_head(tenant_id, TRIGGER, external=external)
         event["tenant"] = {"id": head.tenant_name}
         if head.session is not None:
@@ -160,7 +163,9 @@ class FlowRunner:
             origin=origin,
         )
         limits = TenantLimits.from_overrides(head.limits)
-        return await self._run(state, limits, head, browser=browser, persist=persist)
+        result = await self._run(state, limits, head, browser=browser, persist=persist)
+        _count(result, "start", started)
+        return result
 
     async def resume(
         self, tenant_id: str, state_token: str, request: dict[str, Any], *, browser: str | None, persist: Persist
@@ -171,10 +176,12 @@ class FlowRunner:
         browser other than the one the flow was sent from: the caller answers
         them all alike, without running any code.
         """
+        started = time.perf_counter()
         store = self.services.store
         async with store.logins.statement() as conn:
             flow = await store.logins.consume(conn, tenant_id, state_token, browser)
         if flow is None:
+            metrics.continue_refused()
             return None
         state = FlowState.from_dict(flow)
         # A fresh event.request describes /continue; the hostname stays the login's.
@@ -182,7 +189,9 @@ class FlowRunner:
         state.event["request"] = {**request, "hostname": hostname} if hostname else dict(request)
         head = await store.logins.flow_head(tenant_id, TRIGGER)
         limits = TenantLimits.from_overrides(head.limits)
-        return await self._run(state, limits, head, browser=browser, persist=persist)
+        result = await self._run(state, limits, head, browser=browser, persist=persist)
+        _count(result, "continue", started)
+        return result
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -362,6 +371,13 @@ class FlowRunner:
 # login page has no second factors of its own; a custom factor goes through api.redirect) fails closed.
 MFA_UNAVAILABLE = "This login requires multi-factor authentication, which this sign-in page does not offer"
 MFA_UNAVAILABLE_CODE = "mfa_unavailable"
+
+
+def _count(result: FlowResult, step: str, started: float) -> None:
+    """A run of the flow stopped: for the server's metrics."""
+    error_class = result.error["class"] if result.error is not None else None
+    metrics.login_ran(result.state.origin.get("kind", "api"), step, result.status, error_class,
+                      time.perf_counter() - started)  # fmt: skip
 
 
 def mfa_requested(outcome: Outcome) -> bool:
