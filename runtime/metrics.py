@@ -16,6 +16,7 @@ ran since the server started, gauges over the processes running now.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import weakref
@@ -32,8 +33,8 @@ from prometheus_client import (
     multiprocess,
 )
 
-__all__ = ["CONTENT_TYPE", "MULTIPROCESS_ENV", "continue_refused", "execution_ran", "exposition", "login_ran",
-           "process_stopped", "read_services"]  # fmt: skip
+__all__ = ["CONTENT_TYPE", "MULTIPROCESS_ENV", "continue_refused", "execution_ran", "exposition",
+           "forget_ended_processes", "login_ran", "process_stopped", "read_services"]  # fmt: skip
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -167,6 +168,26 @@ def exposition() -> bytes:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
     return generate_latest(_REGISTRY)
+
+
+def forget_ended_processes() -> None:
+    """Drop from the gauges' sums the server processes that ended without saying so (a crash: the server
+    starts another in their place)."""
+    directory = os.environ.get(MULTIPROCESS_ENV)
+    if not directory:
+        return
+    pids = set()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(directory):
+            if name.startswith("gauge_live") and name.endswith(".db"):
+                pids.add(int(name.rsplit("_", 1)[1].removesuffix(".db")))
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+        except OSError:
+            pass  # alive, another user's
 
 
 def process_stopped() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -201,15 +202,20 @@ def test_serve_on_the_embedded_default(tmp_path: Path, servers: Any) -> None:
     assert "the key generated and shown at first start" in again.output()
 
 
+def _server_processes(server: Server) -> list[int]:
+    """The server processes of a `serve --workers N` running now (each has its executor)."""
+    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(server.process.pid), "-f", "spawn_main"],
+                                              capture_output=True, text=True, check=False).stdout.split()]  # fmt: skip
+    return [pid for pid in workers if subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                                     check=False).returncode == 0]  # fmt: skip
+
+
 def _balancing_workers(server: Server) -> tuple[list[int], dict[str, str]]:
     """The server processes of a `serve --workers 2` (each with its executor), once both take connections,
     and the first one's environment."""
     from runtime.balance import TABLE_ENV, ConnectionTable
 
-    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(server.process.pid), "-f", "spawn_main"],
-                                              capture_output=True, text=True, check=False).stdout.split()]  # fmt: skip
-    workers = [pid for pid in workers if subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
-                                                        check=False).returncode == 0]  # fmt: skip
+    workers = _server_processes(server)
     assert len(workers) == 2, "expected two server processes, each with its executor"
     pairs = (v.split(b"=", 1) for v in Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0") if b"=" in v)
     environ = {k.decode(): v.decode() for k, v in pairs}
@@ -286,6 +292,25 @@ def test_metrics_are_summed_over_the_server_processes(new_database: Any, servers
         text = httpx.get(site + "/metrics", headers=admin, timeout=30).text
         assert sample(text, "tollgate_continues_refused_total") == 12
         assert sample(text, "tollgate_executors", state="alive") == 2
+    # A server process killed outright is started again: what it counted stays counted, and its executor
+    # leaves the gauges within a few seconds (it had no chance to say it was ending).
+    os.kill(workers[0], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until the process started in its place has started its services
+        started = set(re.findall(r"\[(\d+)\] Application startup complete", server.output()))
+        if len(started) == 3:
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)  # and has read them for the gauges (at once, then every 5 s)
+    alive = None
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            text = httpx.get(site + "/metrics", headers=admin, timeout=5).text
+            if (alive := sample(text, "tollgate_executors", state="alive")) == 2:
+                break
+        time.sleep(0.5)
+    assert alive == 2
+    assert sample(text, "tollgate_continues_refused_total") == 12
     assert server.stop() == 0
     assert not figures.exists()
 

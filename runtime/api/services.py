@@ -211,6 +211,7 @@ async def read_services_forever(services: Services, every_s: float = 5.0) -> Non
     while True:
         try:
             metrics.read_services(services)
+            metrics.forget_ended_processes()
         except Exception:
             log.exception("reading the services for the metrics failed; they will be read again")
         await asyncio.sleep(every_s)
