@@ -230,6 +230,17 @@ def _balancing_workers(server: Server) -> tuple[list[int], dict[str, str]]:
     return workers, environ
 
 
+def _open_at_once(server: Server, workers: list[int], count: int) -> tuple[list[socket.socket], list[int]]:
+    """`count` connections opened at once, and how many each server process holds once all are accepted."""
+    from runtime.balance import established_connections
+
+    connections = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(count)]
+    deadline = time.monotonic() + 30
+    while sum(split := established_connections(server.port, workers)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return connections, split
+
+
 def test_serve_with_several_workers(new_database: Any, servers: Any) -> None:
     operator = "tgo_" + "b" * 43
     env = _environment(DATABASE_URL=new_database(), TOLLGATE_MASTER_KEY=MasterKeyring.generate_text(),
@@ -254,8 +265,6 @@ def test_metrics_are_summed_over_the_server_processes(new_database: Any, servers
     both, and their executors; the files the figures go through are removed when the server stops."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from runtime.balance import established_connections
-
     operator = "tgo_" + "m" * 43
     env = _environment(DATABASE_URL=new_database(), TOLLGATE_MASTER_KEY=MasterKeyring.generate_text(),
                        TOLLGATE_OPERATOR_KEY=operator)  # fmt: skip
@@ -266,11 +275,8 @@ def test_metrics_are_summed_over_the_server_processes(new_database: Any, servers
     site = f"http://127.0.0.1:{server.port}"
     workers, environ = _balancing_workers(server)
     # Twelve connections open at once are shared out between the processes; a refused continue on each.
-    connections = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(12)]
+    connections, split = _open_at_once(server, workers, 12)
     try:
-        deadline = time.monotonic() + 30
-        while sum(split := established_connections(server.port, workers)) < 12 and time.monotonic() < deadline:
-            time.sleep(0.05)
         assert min(split) > 0, f"the connections fell {split}"
         for n, connection in enumerate(connections):
             form = f"state=no-such-state-{n}".encode()
@@ -319,17 +325,12 @@ def test_several_workers_share_the_connections_evenly(new_database: Any, servers
     """Keep-alive connections stay with the process that accepted them: opened at once (an identity server's
     pool at its start), they are shared out evenly rather than left to whichever process is quickest, and
     each is served."""
-    from runtime.balance import established_connections
-
     env = _environment(DATABASE_URL=new_database(), TOLLGATE_MASTER_KEY=MasterKeyring.generate_text())
     server = servers(env, "--workers", "2", "--executors", "1")
     server.wait_ready()
     workers, _ = _balancing_workers(server)
-    connections = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(40)]
+    connections, split = _open_at_once(server, workers, 40)
     try:
-        deadline = time.monotonic() + 30
-        while sum(split := established_connections(server.port, workers)) < 40 and time.monotonic() < deadline:
-            time.sleep(0.05)
         # Even, give or take the few a process takes itself when the other is slow to (a busy machine).
         assert abs(split[0] - split[1]) <= 4, f"the connections fell {split}"
         for connection in connections:
