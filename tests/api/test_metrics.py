@@ -108,3 +108,19 @@ def test_gauges_show_the_executors_and_the_database_pool(api: TestClient, operat
     assert samples[("tollgate_database_connections", (("state", "open"),))] >= 1
     assert samples[("tollgate_database_connections", (("state", "waiting"),))] == 0
     assert ("tollgate_execution_records_waiting", ()) in samples
+
+
+def test_a_hosted_login_is_counted_as_hosted(
+    api: TestClient, operator_headers: dict[str, str], tenant: TenantClient
+) -> None:
+    """The hosted login page's runs: the start that sends the user to the factor, the continue that ends it."""
+    from tests.flows.test_flow_api import FACTOR
+    from tests.login.test_hosted import authorize, code_of, factor, make_site, pkce, submit
+
+    site = make_site(tenant, FACTOR)
+    browser = site.browser()
+    before = scrape(api, operator_headers)
+    code_of(factor(site, browser, submit(site, browser, authorize(site, browser, pkce()))))
+    changed = grew(before, scrape(api, operator_headers))
+    assert changed[("tollgate_logins_total", (("status", "redirect"), ("step", "start"), ("way", "hosted")))] == 1
+    assert changed[("tollgate_logins_total", (("status", "completed"), ("step", "continue"), ("way", "hosted")))] == 1
