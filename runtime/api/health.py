@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from runtime import metrics
 from runtime.api.auth import authenticate
+from runtime.api.errors import ApiError, error_response
 from runtime.store.errors import StoreUnavailable
 
 __all__ = ["routes"]
@@ -63,7 +64,10 @@ async def metrics_text(request: Request) -> Response:
     services = getattr(request.app.state, "services", None)
     if services is None:
         return JSONResponse({"status": "not_ready", "message": "the server is starting"}, 503, headers=_NO_STORE)
-    await authenticate(request, services, "operator")
+    try:
+        await authenticate(request, services, "operator")
+    except ApiError as exc:  # answered here: the app's catch-all handler would log it as a crash
+        return error_response(exc.status, exc.code, exc.message)
     metrics.read_services(services)
     return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE, headers=_NO_STORE)
 
