@@ -41,7 +41,10 @@ class Call:
         return self.principal.tenant_id
 
     def param(self, name: str) -> str:
-        return str(self.request.path_params[name])
+        value = str(self.request.path_params[name])
+        if "\x00" in value:  # nothing stored has one (PostgreSQL's text cannot hold it)
+            raise ApiError(404, "not_found", f"No {name.replace('_', ' ')} has a NUL character in it")
+        return value
 
     def paging(self) -> tuple[int, int]:
         """The `page` (from 0) and `per_page` (1..100, default 50) query parameters."""

@@ -60,6 +60,11 @@ def _as_api_error(exc: Exception) -> ApiError:
     if isinstance(exc, psycopg.errors.ForeignKeyViolation):
         # What the request refers to went away meanwhile (a tenant deleted on another server process).
         return ApiError(404, "not_found", "What this request refers to no longer exists")
+    if isinstance(exc, psycopg.DataError):
+        # A value the database cannot take (a NUL character in text, a number out of its column's range):
+        # the request's, as every value in a statement is checked or comes from a request.
+        return ApiError(400, "invalid_request", "A value in the request cannot be stored (a NUL character, "
+                        "or a number out of range)")  # fmt: skip
     if isinstance(exc, StoreUnavailable):
         log.error("the database is unavailable: %s", exc.message)
         return ApiError(503, "database_unavailable", "The service cannot reach its database; try again shortly")

@@ -139,6 +139,10 @@ def test_huge_bodies_are_refused_while_streaming(tenant: TenantClient) -> None:
         ("GET", "/api/v2/actions/executions/%00", None),
         ("PATCH", "/api/v2/actions/triggers/no-such-trigger/bindings", {"bindings": []}),
         ("GET", "/api/v2/users/auth0%7Cnobody", None),
+        # A NUL in a free-text id (PostgreSQL's text cannot hold one): was a 500.
+        ("GET", "/api/v2/users/auth0%7C%00", None),
+        ("PATCH", "/api/v2/users/%00", {"name": "x"}),
+        ("DELETE", "/api/v2/users/a%00b", None),
     ],
 )
 def test_malformed_ids_are_simply_not_found(tenant: TenantClient, method: str, path: str, body: Any) -> None:
@@ -199,3 +203,25 @@ def test_a_key_of_a_tenant_deleted_elsewhere_gets_404_not_500(make_tenant: Any, 
     assert client.status_code == 404 and client.json()["errorCode"] == "not_found", client.text
     listed = doomed.get("/api/v2/actions/actions")
     assert listed.status_code == 200 and listed.json()["actions"] == []
+
+
+def test_a_value_the_database_refuses_is_a_400_not_a_500(database_url: str) -> None:
+    """A value that reaches PostgreSQL and is refused as data (a NUL in text, a number out of its column's
+    range) is the request's fault: a 400 that names no internals, not a 500."""
+    import psycopg
+
+    from runtime.api.errors import _as_api_error
+
+    refused = []
+    with psycopg.connect(database_url) as conn:
+        for query, value in (("SELECT %s::text", "a\x00b"), ("SELECT %s::smallint", 1 << 20)):
+            try:
+                conn.execute(query, (value,))
+            except psycopg.DataError as exc:
+                refused.append(exc)
+            conn.rollback()
+    assert len(refused) == 2
+    for exc in refused:
+        error = _as_api_error(exc)
+        assert (error.status, error.code) == (400, "invalid_request")
+        assert "smallint" not in error.message and "0x00" not in error.message
