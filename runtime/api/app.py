@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 
+import psycopg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -29,6 +30,7 @@ from runtime.config import Settings
 from runtime.console import routes as console_routes
 from runtime.gctuning import settle_after_startup
 from runtime.login import continuation, hosted
+from runtime.login.pages import error_page
 
 __all__ = ["app_from_environment", "create_app"]
 
@@ -85,6 +87,13 @@ def create_app(
             return error_response(405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}")
         return error_response(exc.status_code, "http_error", str(exc.detail))
 
+    async def refused_value(request: Request, exc: Exception) -> Response:
+        # A value the database refuses as data (a NUL character in a form field, say): the request's fault.
+        # Handled by class, so that it is answered without being logged as a crash.
+        if request.url.path.startswith("/t/"):
+            return error_page(400, "invalid_request", "The request holds a value that cannot be used.")
+        return await handle_exception(request, exc)
+
     api_routes = [e.route() for e in ENDPOINTS]
     # Starlette tries routes in order, a regular expression each: what every login calls (the
     # flow API, /continue, the hosted login) comes before the management API. No path of one
@@ -102,7 +111,7 @@ def create_app(
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error, Exception: handle_exception},
+        exception_handlers={HTTPException: http_error, psycopg.DataError: refused_value, Exception: handle_exception},
     )
 
 

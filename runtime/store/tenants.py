@@ -91,6 +91,8 @@ class Tenants(Repository):
 
     async def by_name(self, name: str) -> Tenant:
         """The tenant a public URL names (``/t/{name}/``)."""
+        if "\x00" in name:  # no name holds one (PostgreSQL's text cannot)
+            raise NotFound("no tenant has a NUL character in its name")
         async with self.transaction() as conn:
             row = await (await conn.execute("SELECT * FROM tenants WHERE name = %s", (name,))).fetchone()
             if row is None:

@@ -255,3 +255,18 @@ def test_no_route_answers_malformed_ids_bodies_or_queries_with_a_500(
                         if reply.status_code >= 500 or (refused and "errorCode" not in reply.json()):
                             crashes.append(f"{method.upper()} {path}{query} {body!r}: {reply.status_code}")
     assert crashes == []
+
+
+def test_a_nul_in_a_login_url_or_form_is_refused_not_a_crash(api: TestClient, tenant: TenantClient) -> None:
+    """The login plane takes a NUL character where the database cannot: in the tenant's name (404, no such
+    page) or a form field (400): answered with an error page, never raised through the app as a crash."""
+    strict = TestClient(api.app, raise_server_exceptions=True, follow_redirects=False)
+    strict.portal = api.portal  # the server's event loop: its database pool belongs to it
+    for method, path in (("GET", "/t/%00/authorize"), ("GET", "/t/a%00/continue?state=x"),
+                         ("GET", "/t/%00/.well-known/jwks.json"), ("POST", "/t/%00/oauth/token")):  # fmt: skip
+        assert strict.request(method, path).status_code == 404, path
+    for form in ({"login_request": "a\x00", "email": "x@example.com", "password": "x"},
+                 {"state": "a\x00b"}):  # fmt: skip
+        path = f"/t/{tenant.name}/login" if "email" in form else f"/t/{tenant.name}/continue"
+        reply = strict.post(path, data=form)
+        assert reply.status_code == 400 and "<title>Login failed</title>" in reply.text, path
