@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import signal
 import socket
 import stat
@@ -242,13 +243,18 @@ def _open_at_once(server: Server, workers: list[int], count: int) -> tuple[list[
     return connections, split
 
 
-def test_serve_with_several_workers(new_database: Any, servers: Any) -> None:
-    operator = "tgo_" + "b" * 43
+def _two_processes(new_database: Any, servers: Any) -> tuple[Server, dict[str, str]]:
+    """`serve --workers 2` on a new database, ready, and the operator's authorization header."""
+    operator = "tgo_" + secrets.token_urlsafe(32)
     env = _environment(DATABASE_URL=new_database(), TOLLGATE_MASTER_KEY=MasterKeyring.generate_text(),
                        TOLLGATE_OPERATOR_KEY=operator)  # fmt: skip
-    server = servers(env, "--workers", "2", "--executors", "1")
+    server: Server = servers(env, "--workers", "2", "--executors", "1")
     server.wait_ready()
-    admin = {"Authorization": f"Bearer {operator}"}
+    return server, {"Authorization": f"Bearer {operator}"}
+
+
+def test_serve_with_several_workers(new_database: Any, servers: Any) -> None:
+    server, admin = _two_processes(new_database, servers)
     for n in range(4):  # answered by either process
         assert httpx.post(server.url + "/tenants", json={"name": f"w{n}"}, headers=admin, timeout=30).status_code == 201
     assert server.stop() == 0
@@ -266,12 +272,7 @@ def test_metrics_are_summed_over_the_server_processes(new_database: Any, servers
     both, and their executors; the files the figures go through are removed when the server stops."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    operator = "tgo_" + "m" * 43
-    env = _environment(DATABASE_URL=new_database(), TOLLGATE_MASTER_KEY=MasterKeyring.generate_text(),
-                       TOLLGATE_OPERATOR_KEY=operator)  # fmt: skip
-    server = servers(env, "--workers", "2", "--executors", "1")
-    server.wait_ready()
-    admin = {"Authorization": f"Bearer {operator}"}
+    server, admin = _two_processes(new_database, servers)
     assert httpx.post(server.url + "/tenants", json={"name": "m"}, headers=admin, timeout=30).status_code == 201
     site = f"http://127.0.0.1:{server.port}"
     workers, environ = _balancing_workers(server)
