@@ -263,6 +263,14 @@ def _preload(handle: EngineHandle, bytecode: bytes) -> Pages | None:
     return Pages(changed, memory_bytes=len(after))
 
 
+def _found(handle: EngineHandle, digest: str) -> bool:
+    """Whether the action's pages are kept (then as the most recently used); preloads_lock is held."""
+    if digest in handle.preloads:
+        handle.preloads.move_to_end(digest)
+        return True
+    return False
+
+
 def preloaded(handle: EngineHandle, bytecode: bytes, digest: str) -> Pages | None:
     """The pages of the action with this bytecode loaded ahead (made on first use, kept while they fit).
 
@@ -270,14 +278,12 @@ def preloaded(handle: EngineHandle, bytecode: bytes, digest: str) -> Pages | Non
     loads it, the others wait and take its pages.
     """
     with handle.preloads_lock:
-        if digest in handle.preloads:
-            handle.preloads.move_to_end(digest)
+        if _found(handle, digest):
             return handle.preloads[digest]
         loading = handle.preloading.setdefault(digest, threading.Lock())
     with loading:
         with handle.preloads_lock:
-            if digest in handle.preloads:  # loaded by the thread this one waited for
-                handle.preloads.move_to_end(digest)
+            if _found(handle, digest):  # loaded by the thread this one waited for
                 return handle.preloads[digest]
         try:
             pages = _preload(handle, bytecode)
