@@ -2,6 +2,7 @@
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -117,21 +118,21 @@ def test_validate_token_uses_the_named_parameter() -> None:
 
 
 @pytest.mark.parametrize(
-    ("token", "reason"),
+    ("make_token", "reason"),
     [
-        ("not-a-jwt", "The token is malformed."),
-        (jwt.encode({"sub": USER}, "other-secret-" + "y" * 60, algorithm="HS256"), "Invalid signature."),
-        (returned_token(exp=int(time.time()) - 10), "Token has expired."),
-        (returned_token(iat=int(time.time()) + 3600), "The token is not valid yet."),
-        (returned_token(state=None), "Missing or invalid standard claims"),
-        (returned_token(iss=None), "Missing or invalid standard claims"),
-        (returned_token(state="other"), "State in the token does not match the /continue state."),
-        (returned_token(sub="auth0|someone-else"), "The sub claim does not match the user_id."),
-        (returned_token(iss="evil.example"), "The iss claim does not match the tenant hostname."),
-        (jwt.encode({"sub": USER}, SECRET, algorithm="HS512"), "Unexpected token algorithm."),
-        (jwt.encode({"sub": USER}, None, algorithm="none"), "Unexpected token algorithm."),
+        (lambda: "not-a-jwt", "The token is malformed."),
+        (lambda: jwt.encode({"sub": USER}, "other-secret-" + "y" * 60, algorithm="HS256"), "Invalid signature."),
+        (lambda: returned_token(exp=int(time.time()) - 10), "Token has expired."),
+        (lambda: returned_token(iat=int(time.time()) + 3600), "The token is not valid yet."),
+        (lambda: returned_token(state=None), "Missing or invalid standard claims"),
+        (lambda: returned_token(iss=None), "Missing or invalid standard claims"),
+        (lambda: returned_token(state="other"), "State in the token does not match the /continue state."),
+        (lambda: returned_token(sub="auth0|someone-else"), "The sub claim does not match the user_id."),
+        (lambda: returned_token(iss="evil.example"), "The iss claim does not match the tenant hostname."),
+        (lambda: jwt.encode({"sub": USER}, SECRET, algorithm="HS512"), "Unexpected token algorithm."),
+        (lambda: jwt.encode({"sub": USER}, None, algorithm="none"), "Unexpected token algorithm."),
         (
-            jwt.encode({"sub": USER}, SECRET, algorithm="HS256", headers={"typ": "at+jwt"}),
+            lambda: jwt.encode({"sub": USER}, SECRET, algorithm="HS256", headers={"typ": "at+jwt"}),
             "Unexpected token payload type",
         ),
     ],
@@ -150,9 +151,12 @@ def test_validate_token_uses_the_named_parameter() -> None:
         "typ",
     ],
 )
-def test_validate_token_failures_say_why(token: str, reason: str) -> None:
-    """Each failed check throws 'The session token is invalid: <reason>'."""
-    assert validate({"state": "st4te", "session_token": token}) == f"The session token is invalid: {reason}"
+def test_validate_token_failures_say_why(make_token: Callable[[], str], reason: str) -> None:
+    """Each failed check throws 'The session token is invalid: <reason>'.
+
+    The tokens are made when the test runs, not when it is collected: one
+    made at collection could expire before a long run reaches it."""
+    assert validate({"state": "st4te", "session_token": make_token()}) == f"The session token is invalid: {reason}"
 
 
 def test_the_host_check_never_accepts_a_token_without_a_secret() -> None:
