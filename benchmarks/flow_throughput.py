@@ -173,7 +173,7 @@ def _ok(status: int, body: bytes, expect: dict[str, Any]) -> bool:
     return status == expect["status"] and (expect["contains"] is None or expect["contains"] in body)
 
 
-async def _closed_loop(port: int, job: dict[str, Any], notify: Callable[[], None]) -> dict[str, Any]:
+async def _closed_loop(port: int, job: dict[str, Any], notify: Callable[[str], None]) -> dict[str, Any]:
     """`concurrency` connections, each sending its next request as soon as the last one is answered."""
     requests: list[bytes] = job["requests"]
     connections = [_HttpConnection(port) for _ in range(job["concurrency"])]
@@ -213,7 +213,7 @@ async def _closed_loop(port: int, job: dict[str, Any], notify: Callable[[], None
             connection.close()
         return {"errors": dict(errors)}
     await asyncio.sleep(job["warmup_s"])
-    notify()
+    notify("measuring")
     cpu_start = _cpu_self()
     state.update(measuring=True, start=time.perf_counter())
     state["end"] = state["start"] + job["seconds"]
@@ -235,8 +235,11 @@ async def _closed_loop(port: int, job: dict[str, Any], notify: Callable[[], None
     }
 
 
-async def _open_loop(port: int, job: dict[str, Any], notify: Callable[[], None]) -> dict[str, Any]:
-    """Requests at fixed times (`rate` per second); latency from each one's scheduled time."""
+async def _open_loop(port: int, job: dict[str, Any], notify: Callable[[str], None]) -> dict[str, Any]:
+    """Requests at fixed times (`rate` per second); latency from each one's scheduled time.
+
+    Halfway through the warm-up it tells the parent "settled" (every connection
+    has been accepted and used), at the end of it "measuring"."""
     requests: list[bytes] = job["requests"]
     rate, warmup_s, seconds = job["rate"], job["warmup_s"], job["seconds"]
     connections = [_HttpConnection(port) for _ in range(job["connections"])]
@@ -283,8 +286,10 @@ async def _open_loop(port: int, job: dict[str, Any], notify: Callable[[], None])
     cpu_start = 0.0
     for i in range(n):
         due = start + i / rate
+        if i == warmup_n // 2:
+            notify("settled")
         if i == warmup_n:
-            notify()
+            notify("measuring")
             cpu_start = _cpu_self()
             in_flight["max"] = in_flight["now"]
         delay = due - time.perf_counter()
@@ -339,8 +344,8 @@ def _generator_main(conn: Any) -> None:
         if job is None:
             return
 
-        def notify() -> None:
-            conn.send(("measuring", None))
+        def notify(moment: str) -> None:
+            conn.send((moment, None))
 
         run = _open_loop if job["kind"] == "open" else _closed_loop
         try:
@@ -390,7 +395,8 @@ def _stub_server_main(port: int, ready: Any) -> None:
 
 
 class LoadGenerator:
-    """The generator process, driven from here; `on_measuring` runs when a job's measured window starts."""
+    """The generator process, driven from here; `on_measuring` runs when a job's measured window starts,
+    `on_settled` when an open loop's connections are all in use, before its measured window."""
 
     def __init__(self) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -399,13 +405,17 @@ class LoadGenerator:
         self.process.start()
         child.close()
 
-    def run(self, job: dict[str, Any], on_measuring: Callable[[], None] | None = None) -> dict[str, Any]:
+    def run(
+        self, job: dict[str, Any], on_measuring: Callable[[], None] | None = None,
+        on_settled: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         self.conn.send(job)
         while True:
             kind, payload = self.conn.recv()
-            if kind == "measuring":
-                if on_measuring is not None:
-                    on_measuring()
+            if kind in ("measuring", "settled"):
+                handler = on_measuring if kind == "measuring" else on_settled
+                if handler is not None:
+                    handler()
                 continue
             if kind == "error":
                 raise RuntimeError(f"the load generator failed:\n{payload}")
@@ -1461,11 +1471,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sampler.start()
         split: list[int] = []
 
-        def measuring() -> None:
+        def settled() -> None:
+            # Before the measured window: reading the kernel's TCP table costs this process 10-20 ms of CPU,
+            # which at its start would hold up the flows scheduled then (and the queue behind them).
             from runtime.balance import established_connections
 
-            marks.append(meter.snapshot())
             split.extend(established_connections(port, meter._processes()[0]))
+
+        def measuring() -> None:
+            marks.append(meter.snapshot())
             sides.append((meter.wal_bytes(), meter.executor_side_threads()))
 
         sides: list[tuple[int, float]] = []
@@ -1477,7 +1491,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "executor_side_threads_us_per_flow": (now[1] - side) * 1e6 / max(count, 1)}  # fmt: skip
 
         try:
-            opened = generator.run(open_job, on_measuring=measuring)
+            opened = generator.run(open_job, on_measuring=measuring, on_settled=settled)
         finally:
             sampler.stop()
         capacity_after = capacity_now()
