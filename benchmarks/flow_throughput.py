@@ -457,8 +457,12 @@ def _every_process() -> Iterator[tuple[int, str, int, float]]:
             yield int(entry.name), name, int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def _children(pid: int) -> list[int]:
-    return [child for child, _, parent, _ in _every_process() if parent == pid]
+def _children_by_parent() -> dict[int, list[int]]:
+    """Every process's children, from one scan of /proc."""
+    children: dict[int, list[int]] = {}
+    for child, _, parent, _ in _every_process():
+        children.setdefault(parent, []).append(child)
+    return children
 
 
 def _switches(path: str) -> tuple[int, int]:
@@ -529,6 +533,7 @@ class CpuMeter:
         self.generator_pid = generator_pid
         self.database = database
         self.monitor = psycopg.connect(admin_url, autocommit=True)
+        self._tree: tuple[list[int], list[int]] | None = None
 
     def _postgres_pids(self) -> list[int]:
         rows = self.monitor.execute(
@@ -538,12 +543,23 @@ class CpuMeter:
 
     def _processes(self) -> tuple[list[int], list[int]]:
         """(server processes, executor processes): with several workers the started process is only
-        their parent, each worker runs an event loop and has its own executors."""
-        children = {pid: _children(pid) for pid in _children(self.server_pid)}
-        workers = [pid for pid, below in children.items() if below]
+        their parent, each worker runs an event loop and has its own executors. As found by the last
+        :meth:`rescan`."""
+        if self._tree is None:
+            self.rescan()
+        assert self._tree is not None
+        return self._tree
+
+    def rescan(self) -> None:
+        """Find the server's processes again. A scan of /proc costs 10-40 ms of CPU here, so it is done
+        before each job, never at a measured window's start (where every snapshot needs the list)."""
+        tree = _children_by_parent()
+        below = {pid: tree.get(pid, []) for pid in tree.get(self.server_pid, [])}
+        workers = [pid for pid, executors in below.items() if executors]
         if workers:
-            return workers, [pid for worker in workers for pid in children[worker]]
-        return [self.server_pid], list(children)
+            self._tree = workers, [pid for worker in workers for pid in below[worker]]
+        else:
+            self._tree = [self.server_pid], list(below)
 
     def snapshot(self) -> CpuSnapshot:
         servers, executor_pids = self._processes()
@@ -1378,6 +1394,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             job = {"kind": "closed", "port": target, "requests": requests, "concurrency": concurrency,
                    "warmup_s": plan.warmup_s, "seconds": seconds, "expect": expect}  # fmt: skip
+            meter.rescan()
             result = generator.run(job, on_measuring=started)
             result["cpu_delta"] = CpuMeter.delta(marks[0], meter.snapshot(), result["generator_cpu_s"])
             return result
@@ -1468,6 +1485,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         marks: list[CpuSnapshot] = []
         open_job = {"kind": "open", "port": port, "requests": with_session, "rate": rate, "warmup_s": 2.0,
                     "seconds": plan.open_s, "connections": OPEN_LOOP_CONNECTIONS, "expect": completed}  # fmt: skip
+        meter.rescan()
         sampler = WindowSampler(meter, generator.process.pid)
         sampler.start()
         split: list[int] = []
@@ -1533,6 +1551,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             marks.append(meter.snapshot())
             sides.append((meter.wal_bytes(), meter.executor_side_threads()))
 
+        meter.rescan()
         lit = generator.run(light_job, on_measuring=light_measuring)
         light_loop = {
             "rate_per_s": light_rate,
