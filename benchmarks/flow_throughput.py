@@ -643,6 +643,9 @@ class WindowSampler(threading.Thread):
 
     WINDOW_S = 0.1
     NAME_OTHERS_OVER_CORES = 0.25
+    # Reading every process costs 10-40 ms of CPU: at most this often, so that the sampler adds little to the
+    # bursts of others' work it names (their CPU is counted from one reading to the next either way).
+    NAME_OTHERS_EVERY_S = 1.0
 
     def __init__(self, meter: CpuMeter, generator_pid: int) -> None:
         super().__init__(name="window-sampler", daemon=True)
@@ -652,25 +655,29 @@ class WindowSampler(threading.Thread):
         self.ours = set(pids)
         self.samples: list[tuple[float, float, float]] = []  # (perf_counter, machine busy s, ours s)
         self.stopping = threading.Event()
-        # Who the others were: every process's CPU, read (at some cost) only when others were busy.
+        # Who the others were: every process's CPU, read (at some cost) only after others were busy.
         self.seen = self._everyone()
+        self.seen_at = time.perf_counter()
+        self.others_were_busy = False
         self.others_by_name: Counter[str] = Counter()
 
     @staticmethod
     def _everyone() -> dict[int, tuple[str, float]]:
         return {pid: (name, cpu) for pid, name, _, cpu in _every_process()}
 
-    def _sample(self) -> None:
+    def _sample(self, last: bool = False) -> None:
         ours = sum(c for c in (_proc_cpu(path) for path in self.paths) if c is not None)
         self.samples.append((time.perf_counter(), _machine_busy()[0], ours))
         if len(self.samples) >= 2:
             (t0, busy0, ours0), (t1, busy1, ours1) = self.samples[-2:]
             if (busy1 - busy0) - (ours1 - ours0) > self.NAME_OTHERS_OVER_CORES * (t1 - t0):
-                now = self._everyone()
-                for pid, (name, cpu) in now.items():
-                    if pid not in self.ours:
-                        self.others_by_name[name] += cpu - self.seen.get(pid, (name, 0.0))[1]
-                self.seen = now
+                self.others_were_busy = True
+        if self.others_were_busy and (last or time.perf_counter() - self.seen_at >= self.NAME_OTHERS_EVERY_S):
+            now = self._everyone()
+            for pid, (name, cpu) in now.items():
+                if pid not in self.ours:
+                    self.others_by_name[name] += cpu - self.seen.get(pid, (name, 0.0))[1]
+            self.seen, self.seen_at, self.others_were_busy = now, time.perf_counter(), False
 
     def run(self) -> None:
         self._sample()
@@ -680,7 +687,7 @@ class WindowSampler(threading.Thread):
     def stop(self) -> None:
         self.stopping.set()
         self.join()
-        self._sample()
+        self._sample(last=True)
 
     def by_window(self, dues: list[float], latencies_us: list[int], slow_us: int) -> dict[str, Any]:
         """The windows in which flows were scheduled that took longer than `slow_us`, and the CPU that
