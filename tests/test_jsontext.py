@@ -1,16 +1,17 @@
-"""The store's JSON parameters: the document the standard library would write, or its error."""
+"""JSON on the hot paths: the document the standard library would write, the value it would read, or its error."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import pytest
 
-from runtime.jsontext import dumps
+from runtime.jsontext import dumps, loads
 from runtime.store import Store
 
 ORDINARY: list[Any] = [
@@ -76,5 +77,59 @@ def test_the_stores_connections_write_json_through_it(new_database: Any) -> None
 
     rows = asyncio.run(scenario())
     assert [row["body"] for row in rows] == values
+    assert type(rows[1]["body"]["big"]) is int  # read back exactly, as the standard library reads it
     assert '"Zoë"' in rows[0]["text"]  # orjson's UTF-8
     assert "Zo\\u00eb" in rows[1]["text"]  # the standard library's escapes
+
+
+def _typed(value: Any) -> Any:
+    """`value` with the type of every scalar beside it (1 and 1.0 and True compare equal in Python); NaN as text."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    if isinstance(value, float) and math.isnan(value):
+        return ("nan",)
+    return (type(value).__name__, value)
+
+
+READ: list[str] = [
+    '{"user":{"user_id":"auth0|1","name":"Zo\\u00eb \u00c5","n":3,"x":1.5,"tags":["a",null,true,false]}}',
+    '{"a":1,"a":2}',  # the last of duplicate keys
+    " [0, -0, -0.0, 1.0, 1E2, 2.5e-3, 1e-400, 9223372036854775807] ",
+    "123456789012345678901234567890",  # integers past 64 bits stay exact
+    "[18446744073709551616, -9223372036854775809, 1.0000000000000000000001]",
+    '{"id": 18446744073709552000}',  # what JSON.stringify writes for 2**64
+    "[1e400, -1e400]",  # past the float range: the infinities
+    '"\\ud800"',  # a lone surrogate
+    '"\\ud83d\\ude00 and \\u0000"',
+    '{"deep":' * 50 + "1" + "}" * 50,
+]
+
+
+@pytest.mark.parametrize("text", READ)
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["text", "bytes"])
+def test_reading_gives_what_the_standard_library_reads(text: str, as_bytes: bool) -> None:
+    document = text.encode() if as_bytes else text
+    assert _typed(loads(document)) == _typed(json.loads(document))
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a":', "NaN", "[1, Infinity]", '"\x01"', "\ufeff{}", "[1,]", "{'a': 1}", "", "[" * 100_000],
+    ids=["cut short", "NaN", "Infinity", "control character", "BOM", "trailing comma", "quotes", "empty", "deep"],
+)
+def test_reading_refuses_what_the_standard_library_refuses_with_its_message(text: str) -> None:
+    with pytest.raises((ValueError, RecursionError)) as expected:
+        json.loads(text, parse_constant=_refuse)
+    with pytest.raises(type(expected.value)) as got:
+        loads(text, parse_constant=_refuse)
+    assert str(got.value) == str(expected.value)
+
+
+def test_reading_without_parse_constant_takes_nan_as_the_standard_library_does() -> None:
+    assert _typed(loads("[NaN, Infinity, -Infinity]")) == _typed(json.loads("[NaN, Infinity, -Infinity]"))

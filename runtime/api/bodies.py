@@ -8,13 +8,13 @@ unknown fields (no mass assignment), wrong types.
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from starlette.requests import Request
 
+from runtime import jsontext
 from runtime.api.errors import ApiError
 
 __all__ = ["MAX_BODY_BYTES", "read_json", "read_model"]
@@ -74,7 +74,7 @@ async def read_json(request: Request, *, cap: int = MAX_BODY_BYTES) -> Any:
     except UnicodeDecodeError as exc:
         raise ApiError(400, "invalid_body", f"The body is not valid UTF-8 (byte {exc.start})") from None
     try:
-        data = json.loads(text, parse_constant=_no_constants)
+        data = jsontext.loads(text, parse_constant=_no_constants)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, "invalid_body", f"The body is not valid JSON: {exc}") from None
     # json.loads refuses a raw NUL inside a string, so a NUL can only have come from the

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import set_json_dumps
+from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from runtime import jsontext
@@ -97,6 +97,7 @@ class Store:
 
         async def configure(conn: Conn) -> None:
             set_json_dumps(jsontext.dumps, conn)
+            set_json_loads(jsontext.loads, conn)
             handed_out[conn] = time.monotonic()  # just connected: known to answer
 
         async def check(conn: Conn) -> None:

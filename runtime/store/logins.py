@@ -144,6 +144,10 @@ _SESSION_NO_FLUSH_WAIT = (
 )
 
 
+# Built once: psycopg finds a statement it has prepared by its text, which is hashed anew for a new string.
+_FLOW_HEAD_WITH_SESSION = _EXTERNAL_SESSION + _FLOW_HEAD.replace(_NO_SESSION, _SESSION_NO_FLUSH_WAIT)
+
+
 def _session_from_json(data: dict[str, Any]) -> SessionRow:
     """A session row that came back as JSON (from a statement that also read other things)."""
     moments = ("created_at", "authenticated_at", "last_interacted_at", "expires_at", "idle_expires_at")
@@ -182,7 +186,7 @@ class Logins(Repository):
         params: dict[str, Any] = {"trigger": trigger_id, "tenant": tid}
         query = _FLOW_HEAD
         if external is not None:
-            query = _EXTERNAL_SESSION + query.replace("'null'::jsonb AS session", _SESSION_NO_FLUSH_WAIT)
+            query = _FLOW_HEAD_WITH_SESSION
             params.update(id=new_id(), h=secret_hash(external.token), u=external.user_id, life=external.lifetime,
                           idle=external.idle, touch=SESSION_TOUCH_EVERY)  # fmt: skip
         async with self.statement() as conn:
