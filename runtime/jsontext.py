@@ -14,8 +14,9 @@ PostgreSQL and strict parsers refuse; what actions hand over never holds
 them (the guest passes values on as JSON would, non-finite numbers as null).
 
 Reading is the same bargain: every login parses its request body and the
-JSON its flow reads from the store, and orjson does it in about two fifths of
-the time. It returns what the standard library returns, except that it reads
+JSON its flow reads from the store, and orjson does it in about three fifths
+of the time (a login's 1.9 KB event: 7.8 µs against 12.8, the check below
+included). It returns what the standard library returns, except that it reads
 integers past 64 bits as floats and refuses what the standard library reads
 leniently (NaN and the infinities, numbers past the float range, lone
 surrogates); text with a run of 19 digits, where such integers start, and
@@ -26,7 +27,6 @@ raises the error, it always did.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -53,17 +53,22 @@ def dumps(value: Any) -> bytes | str:
     return text if text is not None else json.dumps(value)
 
 
-# Where an integer orjson would read as a float may start (2**63 has 19 digits).
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+# Where an integer orjson would read as a float may start (2**63 has 19 digits). Found by mapping digits to
+# b"1" and every other byte to b"0" and looking for 19 ones: a regular expression took twice as long as the
+# parse it guards (25 µs for a login's 1.9 KB event, against 2 µs this way).
+_DIGITS_AS_ONES = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x30 for byte in range(256))
+_LONG_DIGITS = b"1" * 19
 
 
 def loads(text: str | bytes, *, parse_constant: Callable[[str], Any] | None = None) -> Any:
     """The value of the JSON `text`, or the error, as ``json.loads(text, parse_constant=...)`` has them."""
-    long_digits = _LONG_DIGITS.search(text) if isinstance(text, str) else _LONG_DIGITS_BYTES.search(text)
-    if long_digits is None:
+    try:
+        data = text.encode() if isinstance(text, str) else text
+    except UnicodeEncodeError:  # lone surrogates in the text: the standard library's to read
+        data = None
+    if data is not None and _LONG_DIGITS not in data.translate(_DIGITS_AS_ONES):
         try:
-            return orjson.loads(text)
+            return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass  # the standard library says what is wrong, or reads it leniently as it always did
     return json.loads(text, parse_constant=parse_constant)

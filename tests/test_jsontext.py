@@ -131,5 +131,10 @@ def test_reading_refuses_what_the_standard_library_refuses_with_its_message(text
     assert str(got.value) == str(expected.value)
 
 
+def test_a_lone_surrogate_in_the_text_itself_is_read_as_the_standard_library_reads_it() -> None:
+    text = '{"name": "a\ud800b"}'  # not an escape: the character, which UTF-8 cannot encode
+    assert loads(text) == json.loads(text) == {"name": "a\ud800b"}
+
+
 def test_reading_without_parse_constant_takes_nan_as_the_standard_library_does() -> None:
     assert _typed(loads("[NaN, Infinity, -Infinity]")) == _typed(json.loads("[NaN, Infinity, -Infinity]"))
