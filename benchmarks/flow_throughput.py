@@ -23,8 +23,10 @@ this machine's cores:
   (no coordinated omission); closed loops at the saturation's concurrency
   just before and just after it say what the machine gave by then (its speed
   drifts by a third within the hour);
-- open loop at 20% of it, for the CPU a flow costs when the processes sleep
-  between flows (each wakes for each flow) against its cost at saturation;
+- open loops at 20%, 40% and 60% of it: latency by load, and the highest of
+  those rates at which the p99 stayed within its target; the 20% one also
+  gives the CPU a flow costs when the processes sleep between flows (each
+  wakes for each flow) against its cost at saturation;
 - the generator's own ceiling against a stub server (same request bytes), and
   the server's cheapest answers (401 without a key, 400 after the key check
   and body validation, the OpenAPI document), so that the HTTP share is known;
@@ -91,6 +93,9 @@ OPEN_LOOP_KEPT_UP = 0.97
 LOAD_FRACTION = 0.8
 # A light load, for what a flow costs when the processes sleep between flows.
 LIGHT_FRACTION = 0.2
+# Open loops at these shares of the saturation besides LOAD_FRACTION's: latency by load, and up to which
+# rate the p99 target holds on this machine (LIGHT_FRACTION's loop is the first of them).
+LATENCY_FRACTIONS = (LIGHT_FRACTION, 0.4, 0.6)
 # Keycloak's sizing guide: one vCPU per 120 refresh-token requests/s (and per 15 password logins/s).
 KEYCLOAK_REFRESH_PER_VCPU = 120
 KEYCLOAK_PASSWORD_PER_VCPU = 15
@@ -1334,7 +1339,11 @@ class Plan:
             ("closed loop with session ids (saturation)", self.rounds * len(self.levels) * run),
             ("closed loop without session ids", 2 * self.rounds * run),
             (f"open loop at {LOAD_FRACTION:.0%} of saturation", self.open_s + 2.5 + 2 * run),
-            (f"open loop at {LIGHT_FRACTION:.0%} of saturation (CPU per flow at light load)", self.light_s + 2.5),
+            (
+                f"open loops at {', '.join(f'{f:.0%}' for f in LATENCY_FRACTIONS)} of saturation "
+                "(latency by load; CPU per flow at light load)",
+                len(LATENCY_FRACTIONS) * (self.light_s + 2.5),
+            ),
             ("the parts, timed directly (sandbox, executor pipe, store calls)", 8 + self.direct_n / 60),
             ("profile of the server at saturation (py-spy)", self.profile_s + 1.5 + self.warmup_s),
         ]
@@ -1549,31 +1558,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"p99 {lat['p99_us'] / 1000:.2f} ms ({lat['count']:,} flows); the closed loop gave "
             f"{capacity_before:,.0f} flows/s just before and {capacity_after:,.0f} just after")  # fmt: skip
 
-        light_rate = LIGHT_FRACTION * best["per_s"]
-        progress.next(f": {light_rate:,.0f} flows/s on a fixed schedule for {plan.light_s:.0f} s")
-        marks = []
-        light_job = {**open_job, "rate": light_rate, "seconds": plan.light_s}
+        rates = [fraction * best["per_s"] for fraction in LATENCY_FRACTIONS]
+        progress.next(f": {', '.join(f'{r:,.0f}' for r in rates)} flows/s on a fixed schedule, "
+                      f"{plan.light_s:.0f} s each")  # fmt: skip
+        lighter: list[dict[str, Any]] = []
 
         def light_measuring() -> None:
             marks.append(meter.snapshot())
             sides.append((meter.wal_bytes(), meter.executor_side_threads()))
 
-        meter.rescan()
-        lit = generator.run(light_job, on_measuring=light_measuring)
-        light_loop = {
-            "rate_per_s": light_rate,
-            "seconds": plan.light_s,
-            "latency_from_schedule": summary_us(lit["latencies_us"]),
-            "errors": lit["errors"],
-            "cpu": CpuMeter.per_request(
-                [CpuMeter.delta(marks[0], meter.snapshot(), lit["generator_cpu_s"])], lit["count"]
-            ),
-            **side_figures(lit["count"]),
-        }
-        light = light_loop["latency_from_schedule"]
-        say(f"    {sum(light_loop['cpu'][f'{k}_us'] for k in CPU_PARTS if k != 'rest_of_machine'):,.0f} µs of CPU "
-            f"per flow (server, executors, PostgreSQL, generator); p50 {light['p50_us'] / 1000:.2f} ms, "
-            f"p99 {light['p99_us'] / 1000:.2f} ms")  # fmt: skip
+        for fraction, light_rate in zip(LATENCY_FRACTIONS, rates, strict=True):
+            marks.clear()
+            light_job = {**open_job, "rate": light_rate, "seconds": plan.light_s}
+            meter.rescan()
+            lit = generator.run(light_job, on_measuring=light_measuring)
+            lighter.append({
+                "fraction": fraction,
+                "rate_per_s": light_rate,
+                "served_per_s": lit["served_per_s"],
+                "seconds": plan.light_s,
+                "latency_from_schedule": summary_us(lit["latencies_us"]),
+                "errors": lit["errors"],
+                "cpu": CpuMeter.per_request(
+                    [CpuMeter.delta(marks[0], meter.snapshot(), lit["generator_cpu_s"])], lit["count"]
+                ),
+                **side_figures(lit["count"]),
+            })  # fmt: skip
+            light = lighter[-1]["latency_from_schedule"]
+            ours = sum(lighter[-1]["cpu"][f"{k}_us"] for k in CPU_PARTS if k != "rest_of_machine")
+            say(f"    {fraction:.0%}: {ours:,.0f} µs of CPU per flow (server, executors, PostgreSQL, generator); "
+                f"p50 {light['p50_us'] / 1000:.2f} ms, p99 {light['p99_us'] / 1000:.2f} ms")  # fmt: skip
+        light_loop = lighter[0]
 
         progress.next(f": {plan.direct_n:,} calls each, the server idle")
         handler = measure_handler(server, database_url, tenant, session_events[1], plan.direct_n)
@@ -1602,7 +1617,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         report = assemble(
             plan, server, tenant, best=best, ramp=ramp, no_session=no_session, floors=floors, open_loop=open_loop,
-            light_loop=light_loop, handler=handler, execution=execution, store=store, profile=profile,
+            light_loop=light_loop, lighter=lighter, handler=handler, execution=execution, store=store, profile=profile,
             profiled=profiled, session_events=session_events, postgres=pg, origin=origin,
         )  # fmt: skip
         say(f"[done] measured in {time.perf_counter() - progress.started:.0f} s; "
@@ -1621,6 +1636,7 @@ def assemble(
     floors: dict[str, Any],
     open_loop: dict[str, Any],
     light_loop: dict[str, Any],
+    lighter: list[dict[str, Any]],
     handler: dict[str, float],
     execution: dict[str, Any],
     store: dict[str, Any],
@@ -1676,6 +1692,8 @@ def assemble(
     }
     saturation = best["per_s"]
     p99_ms = open_loop["latency_from_schedule"]["p99_us"] / 1000
+    by_load = [latency_at_load(loop) for loop in lighter] + [latency_at_load({**open_loop, "fraction": LOAD_FRACTION})]
+    within = [row for row in by_load if row["p99_ms"] <= TARGET_P99_MS and row["kept_up"]]
     return {
         "benchmark": "flow_throughput",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -1714,6 +1732,12 @@ def assemble(
         },
         "open_loop": open_loop,
         "light_open_loop": light_loop,
+        "latency_by_load": {
+            "loops": by_load,
+            # The highest of the loads above whose p99 met the target (a lower one may have missed it).
+            "p99_target_held_up_to_per_s": max((row["rate_per_s"] for row in within), default=None),
+            "note": "open loops at shares of the saturation, latency from each flow's scheduled arrival",
+        },
         "floors": floors,
         "generator": {
             "ceiling_per_s_against_stub": floors["stub_server_same_request"]["c16"]["per_s"],
@@ -1753,6 +1777,23 @@ def assemble(
     }
 
 
+def latency_at_load(loop: dict[str, Any]) -> dict[str, Any]:
+    """One open loop's row of the latency-by-load table."""
+    latency, cpu = loop["latency_from_schedule"], loop["cpu"]
+    return {
+        "fraction": loop["fraction"],
+        "rate_per_s": loop["rate_per_s"],
+        "served_per_s": loop["served_per_s"],
+        "kept_up": loop["served_per_s"] >= OPEN_LOOP_KEPT_UP * loop["rate_per_s"],
+        "p50_ms": latency["p50_us"] / 1000,
+        "p90_ms": latency["p90_us"] / 1000,
+        "p99_ms": latency["p99_us"] / 1000,
+        "machine_busy_cores": cpu["machine_busy_cores"],
+        "cpu_us_per_flow": sum(cpu[f"{k}_us"] for k in CPU_PARTS if k != "rest_of_machine"),
+        "errors": sum(loop["errors"].values()),
+    }
+
+
 def _importable(name: str) -> bool:
     import importlib.util
 
@@ -1766,7 +1807,9 @@ def plot(report: dict[str, Any], open_latencies: list[int] | None, path: Path) -
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(18, 5.4), gridspec_kw={"width_ratios": [1, 1, 1.1]})
+    fig, (left, middle, by_load, right) = plt.subplots(
+        1, 4, figsize=(23, 5.4), gridspec_kw={"width_ratios": [1, 1, 1, 1.1]}
+    )
     for key, label, marker in (("with_session", "with a session id", "o"), ("without_session", "no session id", "s")):
         rows = report["closed_loop"][key]
         left.plot([r["concurrency"] for r in rows], [r["per_s"] for r in rows], marker=marker, label=label)
@@ -1800,6 +1843,24 @@ def plot(report: dict[str, Any], open_latencies: list[int] | None, path: Path) -
     middle.set_title(f"Open loop at {ol['rate_per_s']:,.0f} flows/s (80% of saturation), {ol['seconds']:.0f} s")
     middle.legend(loc="lower right", fontsize=8)
     middle.grid(True, which="both", alpha=0.3)
+
+    rows = report["latency_by_load"]["loops"]
+    rates = [row["rate_per_s"] for row in rows]
+    for key, label, marker in (("p50_ms", "p50", "o"), ("p90_ms", "p90", "^"), ("p99_ms", "p99", "s")):
+        by_load.plot(rates, [row[key] for row in rows], marker=marker, label=label)
+    by_load.axhline(TARGET_P99_MS, color="tab:red", linestyle="--", linewidth=1, label="target p99 20 ms")
+    by_load.axvline(report["saturation"]["flows_per_s"], color="grey", linestyle=":", linewidth=1,
+                    label="saturation (closed loop)")  # fmt: skip
+    by_load.set_yscale("log")
+    by_load.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    by_load.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    by_load.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    by_load.set_xlim(left=0)
+    by_load.set_xlabel("flows/s offered (open loops at 20, 40, 60 and 80% of saturation)")
+    by_load.set_ylabel("latency from the scheduled arrival (ms, log scale)")
+    by_load.set_title("Latency by load")
+    by_load.legend(loc="upper left", fontsize=8)
+    by_load.grid(True, which="both", alpha=0.3)
 
     cpu = report["breakdown"]["cpu_per_flow_at_saturation"]
     labels = {"server_event_loop_thread": "server: event loop thread",
@@ -1895,6 +1956,19 @@ def print_report(report: dict[str, Any]) -> None:
     if ol["served_per_s"] < OPEN_LOOP_KEPT_UP * ol["rate_per_s"]:
         say("  the server did not keep up with the offered rate during this run (saturation, measured earlier, was "
             "higher than the machine gave now): these latencies are those of a growing queue")  # fmt: skip
+
+    by_load = report.get("latency_by_load")
+    if by_load:  # absent from the results of earlier builds
+        say("\nLatency by load (open loops, from the scheduled arrival; the 80% loop is the one above):")
+        say("  load    flows/s   served    p50 ms    p90 ms    p99 ms   machine busy   CPU per flow")
+        for row in by_load["loops"]:
+            say(f"  {row['fraction']:4.0%} {row['rate_per_s']:10,.0f} {row['served_per_s']:8,.0f} {row['p50_ms']:9.2f} "
+                f"{row['p90_ms']:9.2f} {row['p99_ms']:9.2f} {row['machine_busy_cores']:10.2f} of 2 "
+                f"{row['cpu_us_per_flow']:9,.0f} µs")  # fmt: skip
+        held = by_load["p99_target_held_up_to_per_s"]
+        say(f"  the p99 target ({TARGET_P99_MS:.0f} ms) held up to {held:,.0f} flows/s "
+            f"({held / sat['flows_per_s']:.0%} of saturation) in these loops" if held is not None
+            else f"  the p99 target ({TARGET_P99_MS:.0f} ms) was met at none of these loads")  # fmt: skip
 
     floors, gen = report["floors"], report["generator"]
     say("\nThe load generator and the server's cheapest answers (16 in flight; p50 one at a time):")
