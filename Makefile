@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TYPES  := sdk/types
 WEB    := runtime/console/web
 
-.PHONY: setup engine typings console browser demo test lint bench bench-latency bench-flows clean
+.PHONY: setup engine typings console browser demo test lint bench bench-latency bench-flows bench-compare clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,12 @@ bench-latency: engine
 # PostgreSQL at 127.0.0.1:5432, else the embedded one. About 3 minutes.
 bench-flows: engine
 	$(BIN)/python benchmarks/flow_throughput.py
+
+# The working tree against another build, served side by side in alternating rounds:
+# make bench-compare BASE=<git revision> (default HEAD: what the uncommitted changes do). About 2 minutes.
+BASE ?= HEAD
+bench-compare: engine
+	$(BIN)/python benchmarks/compare_flows.py $(BASE)
 
 clean:
 	rm -rf $(VENV) runtime/engine/_built $(TYPES)/node_modules runtime/console/_built $(WEB)/node_modules \

@@ -800,7 +800,8 @@ class Server:
         one = re.search(r"Starting (\d+) executor process", text)
         return {"workers": 1, "executors_per_worker": int(one.group(1)) if one else 0}
 
-    def __init__(self, database_url: str, home: Path, log_path: Path) -> None:
+    def __init__(self, database_url: str, home: Path, log_path: Path, root: Path = ROOT) -> None:
+        """`root`: the source tree to serve (another build's, for benchmarks/compare_flows.py)."""
         from runtime.vault import MasterKeyring
 
         self.port = free_port()
@@ -814,11 +815,11 @@ class Server:
             TOLLGATE_MASTER_KEY=self.master_key,
             TOLLGATE_OPERATOR_KEY=self.operator_key,
             TOLLGATE_HOME=str(home),
-            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
+            PYTHONPATH=os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p),
         )
         self.command = [sys.executable, "-m", "runtime.cli", "serve", "--host", HOST, "--port", str(self.port)]
         self._log = log_path.open("wb")
-        self.process = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(self.command, cwd=root, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
     @property
     def pid(self) -> int:
