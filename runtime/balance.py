@@ -75,9 +75,9 @@ class ConnectionTable:
         self._slot: int | None = None
 
     @classmethod
-    def create(cls) -> str:
-        """A new, empty table file (for the parent process to share out); its path."""
-        fd, path = tempfile.mkstemp(prefix="tollgate-connections-")
+    def create(cls, prefix: str = "tollgate-connections-") -> str:
+        """A new, empty table file (for the parent process to share out), in the temporary folder; its path."""
+        fd, path = tempfile.mkstemp(prefix=prefix)
         try:
             os.write(fd, bytes(cls.SLOTS * cls._SLOT.size))
         finally:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -43,6 +44,48 @@ async def _preflight(settings: Settings) -> None:
         await announce_operator_key(store, settings)
     finally:
         await store.close()
+
+
+# What `serve` with several processes keeps in the temporary folder while it runs (a table of connections,
+# a folder of metrics), named with its process id; it removes them when it stops.
+LEFTOVER_PREFIXES = ("tollgate-connections-", "tollgate-metrics-")
+_LEFTOVER = re.compile(r"^tollgate-(?:connections|metrics)-(\d+)-")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process: running
+    return True
+
+
+def sweep_leftovers(folder: str | None = None) -> int:
+    """Remove what a `serve` that was killed (SIGKILL, the OOM killer) left in the temporary folder: this user's
+    entries named for a process that no longer runs. Those of running servers stay. How many went."""
+    folder = folder or tempfile.gettempdir()
+    removed: list[str] = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            found = _LEFTOVER.match(entry.name)
+            if found is None or _running(int(found.group(1))):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+                removed.append(entry.name)
+    if removed:
+        log.info(
+            "Removed %d file%s that a server which did not stop cleanly left in %s: %s",
+            len(removed), "" if len(removed) == 1 else "s", folder, ", ".join(sorted(removed)),
+        )  # fmt: skip
+    return len(removed)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -86,11 +129,12 @@ def serve(args: argparse.Namespace) -> int:
             workers, settings.executors, "" if settings.executors == 1 else "es",
         )  # fmt: skip
         os.environ["TOLLGATE_READY_MESSAGE"] = ready
+        sweep_leftovers()
         # The processes share out the connections evenly (runtime/balance.py), through a table they all map.
-        table = ConnectionTable.create()
+        table = ConnectionTable.create(prefix=f"{LEFTOVER_PREFIXES[0]}{os.getpid()}-")
         os.environ[TABLE_ENV] = table
         # Each process writes its metrics to a file here; the one GET /metrics reaches sums them (runtime/metrics.py).
-        figures = tempfile.mkdtemp(prefix="tollgate-metrics-")
+        figures = tempfile.mkdtemp(prefix=f"{LEFTOVER_PREFIXES[1]}{os.getpid()}-")
         os.environ[MULTIPROCESS_ENV] = figures
         try:
             uvicorn.run("runtime.api.app:app_from_environment", factory=True, workers=workers,

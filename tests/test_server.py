@@ -325,6 +325,63 @@ def test_metrics_are_summed_over_the_server_processes(new_database: Any, servers
     assert "Traceback" not in server.output()
 
 
+def test_a_server_killed_outright_leaves_files_that_the_next_one_removes(
+    new_database: Any, servers: Any, tmp_path: Path
+) -> None:
+    """SIGKILL (the OOM killer, a stop that timed out) gives `serve` no chance to remove its connection table
+    and metrics folder from the temporary folder; the next `serve` removes them, and only them."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    operator = "tgo_" + secrets.token_urlsafe(32)
+    env = _environment(DATABASE_URL=new_database(), TOLLGATE_MASTER_KEY=MasterKeyring.generate_text(),
+                       TOLLGATE_OPERATOR_KEY=operator, TMPDIR=str(folder))  # fmt: skip
+
+    def ours(pid: int) -> list[str]:
+        return sorted(p.name.split("-")[1] for p in folder.iterdir() if p.name.startswith("tollgate-") and
+                      p.name.split("-")[2] == str(pid))  # fmt: skip
+
+    first = servers(env, "--workers", "2", "--executors", "1")
+    first.wait_ready()
+    assert ours(first.process.pid) == ["connections", "metrics"]
+    os.killpg(first.process.pid, signal.SIGKILL)
+    first.process.wait()
+    assert ours(first.process.pid) == ["connections", "metrics"]  # left behind
+    running_elsewhere = folder / f"tollgate-metrics-{os.getpid()}-x"  # a server that still runs: kept
+    running_elsewhere.mkdir()
+
+    second = servers(env, "--workers", "2", "--executors", "1")
+    second.wait_ready()
+    assert ours(first.process.pid) == []
+    assert ours(second.process.pid) == ["connections", "metrics"]
+    assert running_elsewhere.exists()
+    assert "Removed 2 files that a server which did not stop cleanly left in" in second.output()
+    assert second.stop() == 0
+    assert ours(second.process.pid) == []  # a clean stop removes its own, as before
+
+
+def test_the_sweep_removes_only_this_users_leftovers_of_processes_that_ended(tmp_path: Path) -> None:
+    from runtime.server import sweep_leftovers
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    gone = [tmp_path / f"tollgate-metrics-{ended.pid}-abc", tmp_path / f"tollgate-connections-{ended.pid}-def"]
+    gone[0].mkdir()
+    (gone[0] / "counter_1.db").write_bytes(b"x")
+    gone[1].write_bytes(bytes(1024))
+    kept = [
+        tmp_path / f"tollgate-metrics-{os.getpid()}-ghi",  # its process runs
+        tmp_path / "tollgate-metrics-jkl",  # not named for a process
+        tmp_path / f"other-{ended.pid}-mno",
+        tmp_path / "tollgate-connections-1-pqr",  # pid 1 runs
+    ]
+    for path in kept:
+        path.mkdir()
+    assert sweep_leftovers(str(tmp_path)) == 2
+    assert not any(path.exists() for path in gone)
+    assert all(path.exists() for path in kept)
+    assert sweep_leftovers(str(tmp_path)) == 0
+
+
 def test_several_workers_share_the_connections_evenly(new_database: Any, servers: Any) -> None:
     """Keep-alive connections stay with the process that accepted them: opened at once (an identity server's
     pool at its start), they are shared out evenly rather than left to whichever process is quickest, and
