@@ -217,7 +217,10 @@ def _balancing_workers(server: Server) -> tuple[list[int], dict[str, str]]:
     and the first one's environment."""
     from runtime.balance import TABLE_ENV, ConnectionTable
 
-    workers = _server_processes(server)
+    # The first process to answer makes the server ready; the other may still be starting its executor.
+    deadline = time.monotonic() + 30
+    while len(workers := _server_processes(server)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert len(workers) == 2, "expected two server processes, each with its executor"
     pairs = (v.split(b"=", 1) for v in Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0") if b"=" in v)
     environ = {k.decode(): v.decode() for k, v in pairs}
