@@ -40,7 +40,7 @@ try:
 except ImportError:  # pragma: no cover - uvloop is a dependency wherever tollgate serves
     _BaseLoop = asyncio.SelectorEventLoop  # type: ignore[misc,assignment]
 
-__all__ = ["TABLE_ENV", "BalancingLoop", "ConnectionTable", "established_connections"]
+__all__ = ["TABLE_ENV", "BalancingLoop", "ConnectionTable", "established_connections", "process_alive"]
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class ConnectionTable:
         with _locked(self._fd):
             for slot in range(self.SLOTS):
                 pid, _ = self._read(slot)
-                if pid == 0 or not _alive(pid):
+                if pid == 0 or not process_alive(pid):
                     self._SLOT.pack_into(self._map, slot * self._SLOT.size, os.getpid(), 0)
                     self._slot = slot
                     return slot
@@ -118,13 +118,13 @@ class ConnectionTable:
         counts = []
         for slot in range(self.SLOTS):
             pid, count = self._read(slot)
-            if pid and slot != self._slot and _alive(pid):  # a process gone without a word holds nothing
+            if pid and slot != self._slot and process_alive(pid):  # a process gone without a word holds nothing
                 counts.append(count)
         return min(counts) if counts else None
 
     def counts(self) -> dict[int, int]:
         """The connections each live process with a slot holds, by pid."""
-        return {pid: count for pid, count in map(self._read, range(self.SLOTS)) if pid and _alive(pid)}
+        return {pid: count for pid, count in map(self._read, range(self.SLOTS)) if pid and process_alive(pid)}
 
     def release(self) -> None:
         """Give the slot back (the process stops taking connections)."""
@@ -154,7 +154,8 @@ def _waiting(fd: int) -> bool:
     return bool(poller.poll(0))
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether the process `pid` runs (one of another user's counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

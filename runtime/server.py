@@ -52,25 +52,17 @@ LEFTOVER_PREFIXES = ("tollgate-connections-", "tollgate-metrics-")
 _LEFTOVER = re.compile(r"^tollgate-(?:connections|metrics)-(\d+)-")
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # someone else's process: running
-    return True
-
-
 def sweep_leftovers(folder: str | None = None) -> int:
     """Remove what a `serve` that was killed (SIGKILL, the OOM killer) left in the temporary folder: this user's
     entries named for a process that no longer runs. Those of running servers stay. How many went."""
+    from runtime.balance import process_alive
+
     folder = folder or tempfile.gettempdir()
     removed: list[str] = []
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
             found = _LEFTOVER.match(entry.name)
-            if found is None or _running(int(found.group(1))):
+            if found is None or process_alive(int(found.group(1))):
                 continue
             with contextlib.suppress(OSError):
                 if entry.stat(follow_symlinks=False).st_uid != os.getuid():
