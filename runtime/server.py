@@ -48,8 +48,8 @@ async def _preflight(settings: Settings) -> None:
 
 # What `serve` with several processes keeps in the temporary folder while it runs (a table of connections,
 # a folder of metrics), named with its process id; it removes them when it stops.
-LEFTOVER_PREFIXES = ("tollgate-connections-", "tollgate-metrics-")
-_LEFTOVER = re.compile(r"^tollgate-(?:connections|metrics)-(\d+)-")
+TABLE_PREFIX, METRICS_PREFIX = "tollgate-connections-", "tollgate-metrics-"
+_LEFTOVER = re.compile(rf"^(?:{TABLE_PREFIX}|{METRICS_PREFIX})(\d+)-")
 
 
 def sweep_leftovers(folder: str | None = None) -> int:
@@ -123,10 +123,10 @@ def serve(args: argparse.Namespace) -> int:
         os.environ["TOLLGATE_READY_MESSAGE"] = ready
         sweep_leftovers()
         # The processes share out the connections evenly (runtime/balance.py), through a table they all map.
-        table = ConnectionTable.create(prefix=f"{LEFTOVER_PREFIXES[0]}{os.getpid()}-")
+        table = ConnectionTable.create(prefix=f"{TABLE_PREFIX}{os.getpid()}-")
         os.environ[TABLE_ENV] = table
         # Each process writes its metrics to a file here; the one GET /metrics reaches sums them (runtime/metrics.py).
-        figures = tempfile.mkdtemp(prefix=f"{LEFTOVER_PREFIXES[1]}{os.getpid()}-")
+        figures = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
         os.environ[MULTIPROCESS_ENV] = figures
         try:
             uvicorn.run("runtime.api.app:app_from_environment", factory=True, workers=workers,
