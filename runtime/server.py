@@ -99,6 +99,10 @@ def serve(args: argparse.Namespace) -> int:
     # Read by every server process, the workers too.
     os.environ["TOLLGATE_EXECUTORS"] = str(executors)
     settings = Settings.from_environment()
+    access_log = os.environ.get("TOLLGATE_ACCESS_LOG", "on").strip().lower()
+    if access_log not in ("on", "off"):
+        log.error("Cannot start: TOLLGATE_ACCESS_LOG must be on or off, not %r", access_log)
+        return 2
     try:
         asyncio.run(_preflight(settings))
     except StartupError as exc:
@@ -109,7 +113,9 @@ def serve(args: argparse.Namespace) -> int:
         f"Ready: the management API is at {base}/api/v2 (OpenAPI document: /api/v2/openapi.json), "
         f"tenants' login pages at {base}/t/<tenant>/authorize, the web console at {base}/console. Stop with Ctrl+C."
     )
-    common: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "info", "access_log": True,
+    # A line per request by default; off where a proxy in front keeps the access log.
+    per_request = access_log == "on" and not args.no_access_log
+    common: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "info", "access_log": per_request,
                               "log_config": None}  # fmt: skip
     # The schema was brought up to date above: the server processes do not migrate again.
     if workers == 1:
@@ -225,6 +231,10 @@ def add_parsers(sub: Any) -> None:
     parser.add_argument(
         "--executors", type=_positive, default=None,
         help="executor processes per server process (default: TOLLGATE_EXECUTORS, else the cores shared out)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-access-log", action="store_true",
+        help="no log line per request (default: TOLLGATE_ACCESS_LOG=on|off, else on); the server's own lines stay",
     )  # fmt: skip
     parser.set_defaults(func=serve)
     parser = sub.add_parser("migrate", help="apply database migrations (also done by serve)")

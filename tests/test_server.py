@@ -175,6 +175,32 @@ def test_serve_with_database_url(new_database: Any, servers: Any) -> None:
     assert "no master key is set" in without.output()
 
 
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_the_access_log_can_be_turned_off(new_database: Any, servers: Any, how: str) -> None:
+    """Where a proxy in front keeps the access log, the server's line per request can go; its own lines stay."""
+    operator = "tgo_" + secrets.token_urlsafe(32)
+    env = _environment(DATABASE_URL=new_database(), TOLLGATE_MASTER_KEY=MasterKeyring.generate_text(),
+                       TOLLGATE_OPERATOR_KEY=operator,
+                       TOLLGATE_ACCESS_LOG="off" if how == "environment" else None)  # fmt: skip
+    server = servers(env, *(["--no-access-log"] if how == "flag" else []), "--workers", "1")
+    server.wait_ready()
+    admin = {"Authorization": f"Bearer {operator}"}
+    assert httpx.post(server.url + "/tenants", json={"name": "quiet"}, headers=admin, timeout=30).status_code == 201
+    assert server.stop() == 0
+    output = server.output()
+    assert "Ready: the management API is at" in output
+    assert "POST /api/v2/tenants" not in output and "GET /api/v2/openapi.json" not in output
+
+
+def test_a_wrong_access_log_setting_is_refused_saying_what_is_allowed(new_database: Any, servers: Any) -> None:
+    env = _environment(DATABASE_URL=new_database(), TOLLGATE_MASTER_KEY=MasterKeyring.generate_text(),
+                       TOLLGATE_OPERATOR_KEY="tgo_" + "b" * 43, TOLLGATE_ACCESS_LOG="quiet")  # fmt: skip
+    refused = servers(env)
+    assert refused.process.wait(timeout=120) == 2
+    assert "TOLLGATE_ACCESS_LOG must be on or off, not 'quiet'" in refused.output()
+    assert "Traceback" not in refused.output()
+
+
 def test_serve_on_the_embedded_default(tmp_path: Path, servers: Any) -> None:
     home = tmp_path / "home"
     env = _environment(TOLLGATE_HOME=str(home))
