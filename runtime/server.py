@@ -21,6 +21,11 @@ log = logging.getLogger("tollgate")
 def configure_logging(*, processes: bool = False) -> None:
     """Log lines in words on standard error; with `processes`, each says which server process wrote it."""
     where = "[%(process)d] " if processes else ""
+    # Not recorded, as the logging documentation advises where logging is hot (a line per request): what no
+    # line shows, the calling file and line (found by walking the stack), the thread's and the process's names.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s %(levelname)-7s {where}%(message)s", datefmt="%H:%M:%S", force=True
     )
