@@ -88,6 +88,7 @@ def sweep_leftovers(folder: str | None = None) -> int:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from runtime.accesslog import AccessLog
     from runtime.api.app import create_app
     from runtime.api.services import StartupError
     from runtime.balance import TABLE_ENV, ConnectionTable
@@ -118,13 +119,16 @@ def serve(args: argparse.Namespace) -> int:
         f"Ready: the management API is at {base}/api/v2 (OpenAPI document: /api/v2/openapi.json), "
         f"tenants' login pages at {base}/t/<tenant>/authorize, the web console at {base}/console. Stop with Ctrl+C."
     )
-    # A line per request by default; off where a proxy in front keeps the access log.
+    # A line per request by default (runtime/accesslog.py, not uvicorn's); off where a proxy in front keeps the
+    # access log. Read by every server process.
     per_request = access_log == "on" and not args.no_access_log
-    common: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "info", "access_log": per_request,
+    os.environ["TOLLGATE_ACCESS_LOG"] = "on" if per_request else "off"
+    common: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "info", "access_log": False,
                               "log_config": None}  # fmt: skip
     # The schema was brought up to date above: the server processes do not migrate again.
     if workers == 1:
-        uvicorn.run(create_app(settings, ready_message=ready, server_process=True, schema_ready=True), **common)
+        app = create_app(settings, ready_message=ready, server_process=True, schema_ready=True)
+        uvicorn.run(AccessLog(app, processes=False) if per_request else app, **common)
     else:
         configure_logging(processes=True)
         log.info(

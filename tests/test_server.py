@@ -294,6 +294,10 @@ def test_serve_with_several_workers(new_database: Any, servers: Any) -> None:
     assert "up to date" not in output.lower()
     ready = re.findall(r"\[(\d+)\] Ready: the management API is at", output)
     assert len(ready) == 2 and len(set(ready)) == 2
+    # The access log: a line per request, with the process that answered it, all written by the time it stopped.
+    answered = re.findall(r'^\d\d:\d\d:\d\d INFO    \[(\d+)\] 127\.0\.0\.1:\d+ - "POST /api/v2/tenants HTTP/1\.1" 201$',
+                          output, re.MULTILINE)  # fmt: skip
+    assert len(answered) == 4 and set(answered) <= set(ready)
 
 
 def test_metrics_are_summed_over_the_server_processes(new_database: Any, servers: Any) -> None:

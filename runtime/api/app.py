@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from runtime import metrics
 from runtime.api import health
@@ -115,15 +116,18 @@ def create_app(
     )
 
 
-def app_from_environment() -> Starlette:
-    """The application for one of several server processes (`tollgate serve --workers N`)."""
+def app_from_environment() -> ASGIApp:
+    """The application for one of several server processes (`tollgate serve --workers N`), with its access log
+    unless `serve` was told to keep none."""
+    from runtime.accesslog import AccessLog
     from runtime.server import configure_logging
 
     configure_logging(processes=True)  # a worker process starts with nothing configured
     # Started by `tollgate serve`, which has migrated the database for all its processes.
-    return create_app(
+    app = create_app(
         Settings.from_environment(),
         ready_message=os.environ.get("TOLLGATE_READY_MESSAGE"),
         server_process=True,
         schema_ready=True,
     )
+    return AccessLog(app, processes=True) if os.environ.get("TOLLGATE_ACCESS_LOG", "on") == "on" else app
