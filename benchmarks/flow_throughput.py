@@ -1186,7 +1186,7 @@ def measure_store(
 # called from the flow runner is logging, psycopg called from anywhere is Postgres. Needles match a
 # frame as py-spy writes it, "function (path:line)", paths shortened.
 PROFILE_PARTS = [
-    ("logging (access log, flow log line)", ("logging/", "accesslog.py")),
+    ("logging (access log, flow log line)", ("logging/", "AccessLog._add", "AccessLog.flush")),
     ("Postgres client (psycopg, pool, store code)", ("psycopg", "store/")),
     ("executor hand-off (pool, msgpack, pipe)", ("anyio", "msgpack", "sandbox/", "Services.execute")),
     ("request body: JSON parse + validation", ("pydantic", "bodies.py", "models.py")),
