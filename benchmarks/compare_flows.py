@@ -45,8 +45,7 @@ RESULTS = ft.RESULTS
 SESSIONS = 1000
 
 
-def say(text: str) -> None:
-    ft.say(text)
+say = ft.say
 
 
 def git(*args: str, cwd: Path = ROOT) -> str:
@@ -76,7 +75,6 @@ def check_out(revision: str, into: Path) -> str:
 @dataclass
 class Side:
     name: str
-    root: Path
     server: ft.Server
     meter: ft.CpuMeter
     requests: list[bytes]
@@ -151,7 +149,7 @@ def print_summary(summary: dict[str, Any], base: Side, tree: Side) -> None:
     say("  (median, then the range over the rounds; CPU ratios cancel the machine's drift, flows/s and p99 do not)")
 
 
-def plot(summary: dict[str, Any], base: Side, tree: Side, path: Path) -> None:
+def plot(base: Side, tree: Side, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -226,7 +224,7 @@ def main() -> int:
                                         ft.flow_body(ft.login_event(i))) for i in range(SESSIONS)]  # fmt: skip
             generator.run({"kind": "closed", "port": server.port, "requests": requests, "concurrency": 8,
                            "total": 2 * SESSIONS, "expect": {}})  # fmt: skip
-            sides.append(Side(name, root, server, meter, requests, []))
+            sides.append(Side(name, server, meter, requests, []))
             say(f"    {name}: server pid {server.pid} on port {server.port}")
         base, tree = sides
 
@@ -266,7 +264,7 @@ def main() -> int:
         }
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "compare_flows.json").write_text(json.dumps(report, indent=2) + "\n")
-        plot(summary, base, tree, RESULTS / "compare_flows.png")
+        plot(base, tree, RESULTS / "compare_flows.png")
         say(f"\nWrote {RESULTS / 'compare_flows.json'} and {RESULTS / 'compare_flows.png'} "
             f"({time.perf_counter() - started:.0f} s in all)")  # fmt: skip
     return 0
