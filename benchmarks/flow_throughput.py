@@ -936,6 +936,31 @@ def flow_body(event: dict[str, Any], *, resume_url: bool = True) -> bytes:
 
 # -- the direct measurements of the parts -----------------------------------------------------------
 
+# Each action's turn in a window of flows, from the execution records: its start (the flow's tenant and
+# session read, the action about to be handed to an executor) to its answer read back on the event loop.
+_TURNS = (
+    "SELECT extract(epoch FROM (r->>'ended_at')::timestamptz - (r->>'started_at')::timestamptz) * 1e6,"
+    " (r->'stats'->>'duration_us')::bigint"
+    " FROM executions e CROSS JOIN LATERAL json_array_elements(e.results) r"
+    " WHERE e.tenant_id = %(tenant)s AND e.kind = 'flow'"
+    " AND e.created_at >= to_timestamp(%(start)s) AND e.created_at < to_timestamp(%(end)s) + interval '1 minute'"
+    " AND (r->>'started_at')::timestamptz >= to_timestamp(%(start)s)"
+    " AND (r->>'started_at')::timestamptz < to_timestamp(%(end)s)"
+)
+
+
+def action_turns(database_url: str, tenant_id: str, start: float, end: float) -> dict[str, Any]:
+    """Where a window's flows spent the time between reading their session and having the action's answer:
+    from the execution records the server wrote (millisecond timestamps), the action's turn (waiting for an
+    executor, the pipe both ways, the sandbox) and the sandbox alone."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(_TURNS, {"tenant": tenant_id, "start": start, "end": end}).fetchall()
+    turns = [float(turn) for turn, _ in rows]
+    sandbox = [float(us) for _, us in rows if us is not None]
+    return {"action_turn": summary_us(turns), "sandbox": summary_us(sandbox)}
+
 
 def _timed(fn: Callable[[], object], n: int, warmup: int) -> dict[str, float]:
     """Latency of `fn` (summary, µs) and the CPU this thread spends per call (cpu_us)."""
@@ -1517,8 +1542,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         def measuring() -> None:
             marks.append(meter.snapshot())
             sides.append((meter.wal_bytes(), meter.executor_side_threads()))
+            window.append(time.time())
 
         sides: list[tuple[int, float]] = []
+        window: list[float] = []
 
         def side_figures(count: int) -> dict[str, float]:
             """WAL bytes and the executors' side threads' CPU per flow since the measured window began."""
@@ -1552,6 +1579,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ),
             "by_window": sampler.by_window(opened["due_s"], opened["latencies_us"], int(TARGET_P99_MS * 1000)),
             **side_figures(opened["count"]),
+            # After the closed loop above: every record of the window has been written by now.
+            "from_execution_records": action_turns(database_url, tenant.id, window[0], window[0] + plan.open_s),
             "_latencies_us": opened["latencies_us"],
         }
         lat = open_loop["latency_from_schedule"]
@@ -1924,6 +1953,13 @@ def print_report(report: dict[str, Any]) -> None:
             f"{light_ol['wal_bytes_per_flow']:,.0f} bytes; the executors' epoch ticker threads "
             f"{ol['executor_side_threads_us_per_flow']:.0f} and {light_ol['executor_side_threads_us_per_flow']:.0f} µs "
             "of CPU")  # fmt: skip
+    turns = ol.get("from_execution_records")
+    if turns and turns["action_turn"]["count"]:
+        turn, box = turns["action_turn"], turns["sandbox"]
+        say(f"  the actions' turns, from the execution records ({turn['count']:,}; from the action's start to its "
+            f"answer: the wait for an executor, the pipe, the sandbox): p50 {turn['p50_us'] / 1000:.1f} ms, "
+            f"p90 {turn['p90_us'] / 1000:.1f} ms, p99 {turn['p99_us'] / 1000:.1f} ms; the sandbox alone p50 "
+            f"{box['p50_us'] / 1000:.2f} ms, p99 {box['p99_us'] / 1000:.2f} ms")  # fmt: skip
     split = ol.get("connections_by_server_process") or []
     if len(split) > 1:
         say(f"  the generator's {ol['connections']} connections fell {' and '.join(map(str, split))} on the "
