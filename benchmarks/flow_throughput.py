@@ -55,6 +55,7 @@ import copy
 import http.client
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -69,7 +70,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -641,48 +642,84 @@ class CpuMeter:
         self.monitor.close()
 
 
+def _run_times_ns() -> dict[int, int]:
+    """Nanoseconds on a CPU of every process now, summed over its threads (the scheduler's own count in
+    /proc/PID/task/TID/schedstat: exact, where /proc's stat files count whole 10-ms ticks)."""
+    times: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            total = 0
+            try:
+                for thread in os.scandir(f"{entry.path}/task"):
+                    with open(f"{thread.path}/schedstat") as f:
+                        total += int(f.read().split(maxsplit=1)[0])
+            except (OSError, ValueError):
+                continue  # it ended while being read
+            times[int(entry.name)] = total
+    return times
+
+
+def _most(cpu_by_name: dict[str, float], n: int = 6) -> list[tuple[str, float]]:
+    return sorted(cpu_by_name.items(), key=lambda item: -item[1])[:n]
+
+
 class WindowSampler(threading.Thread):
-    """Every 100 ms, how busy the machine was and how much of that was the benchmark's own processes
-    (server, executors, their Postgres backends, the load generator, this process): what else ran when
-    the open loop's slowest flows waited. Reads only those processes' stat files and /proc/stat."""
+    """Every 100 ms, how much CPU the benchmark's own processes used (server, executors, their Postgres
+    backends, the load generator, this process) and how much every other process did: what else ran when
+    the open loop's slowest flows waited. Each thread's time comes from the scheduler's nanosecond count:
+    /proc's tick counts (10 ms) would put errors of a core or more into a 100-ms window of a dozen processes.
+    A reading of every thread costs 1.5 ms of CPU on a fast machine of this kind."""
 
     WINDOW_S = 0.1
     NAME_OTHERS_OVER_CORES = 0.25
-    # Reading every process costs 10-40 ms of CPU: at most this often, so that the sampler adds little to the
-    # bursts of others' work it names (their CPU is counted from one reading to the next either way).
-    NAME_OTHERS_EVERY_S = 1.0
+    # A queue left by a burst of outside work takes up to a few seconds to clear at 80% load: flows scheduled
+    # this long after the last window in which other processes and the host together took more than
+    # NAME_OTHERS_OVER_CORES count as clear of it.
+    CLEAR_OF_OTHERS_S = 2.0
 
     def __init__(self, meter: CpuMeter, generator_pid: int) -> None:
         super().__init__(name="window-sampler", daemon=True)
         servers, executors = meter._processes()
-        pids = [*servers, *executors, *meter._postgres_pids(), generator_pid, os.getpid()]
-        self.paths = [f"/proc/{pid}/stat" for pid in pids]
-        self.ours = set(pids)
-        self.samples: list[tuple[float, float, float]] = []  # (perf_counter, machine busy s, ours s)
+        self.ours = {*servers, *executors, *meter._postgres_pids(), generator_pid, os.getpid()}
+        # (perf_counter, ours s, others s, the machine's busy s as /proc/stat counts it), since the start
+        self.samples: list[tuple[float, float, float, float]] = []
         self.stopping = threading.Event()
-        # Who the others were: every process's CPU, read (at some cost) only after others were busy.
-        self.seen = self._everyone()
-        self.seen_at = time.perf_counter()
-        self.others_were_busy = False
-        self.others_by_name: Counter[str] = Counter()
+        self.last = _run_times_ns()
+        self.ours_s = self.others_s = 0.0
+        self.names: dict[int, str] = {}
+        self.others_by_name: dict[str, float] = defaultdict(float)  # CPU s in windows over the bar
+        self.others_in_all: dict[str, float] = defaultdict(float)  # and in every window
 
-    @staticmethod
-    def _everyone() -> dict[int, tuple[str, float]]:
-        return {pid: (name, cpu) for pid, name, _, cpu in _every_process()}
+    def _process_name(self, pid: int) -> str:
+        if pid not in self.names:
+            try:
+                self.names[pid] = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                self.names[pid] = f"pid {pid}"
+        return self.names[pid]
 
-    def _sample(self, last: bool = False) -> None:
-        ours = sum(c for c in (_proc_cpu(path) for path in self.paths) if c is not None)
-        self.samples.append((time.perf_counter(), _machine_busy()[0], ours))
-        if len(self.samples) >= 2:
-            (t0, busy0, ours0), (t1, busy1, ours1) = self.samples[-2:]
-            if (busy1 - busy0) - (ours1 - ours0) > self.NAME_OTHERS_OVER_CORES * (t1 - t0):
-                self.others_were_busy = True
-        if self.others_were_busy and (last or time.perf_counter() - self.seen_at >= self.NAME_OTHERS_EVERY_S):
-            now = self._everyone()
-            for pid, (name, cpu) in now.items():
-                if pid not in self.ours:
-                    self.others_by_name[name] += cpu - self.seen.get(pid, (name, 0.0))[1]
-            self.seen, self.seen_at, self.others_were_busy = now, time.perf_counter(), False
+    def _sample(self) -> None:
+        now, at = _run_times_ns(), time.perf_counter()
+        ours = others = 0
+        used: list[tuple[int, int]] = []
+        for pid, ns in now.items():
+            spent = max(0, ns - self.last.get(pid, 0))  # a process new since the last reading: all of its time
+            if pid in self.ours:
+                ours += spent
+            elif spent:
+                others += spent
+                used.append((pid, spent))
+        self.last = now
+        if self.samples:
+            span = max(at - self.samples[-1][0], 1e-6)
+            busy = others / 1e9 > self.NAME_OTHERS_OVER_CORES * span
+            for pid, spent in used:
+                self.others_in_all[self._process_name(pid)] += spent / 1e9
+                if busy:
+                    self.others_by_name[self._process_name(pid)] += spent / 1e9
+        self.ours_s += ours / 1e9
+        self.others_s += others / 1e9
+        self.samples.append((at, self.ours_s, self.others_s, _machine_busy()[0]))
 
     def run(self) -> None:
         self._sample()
@@ -692,16 +729,19 @@ class WindowSampler(threading.Thread):
     def stop(self) -> None:
         self.stopping.set()
         self.join()
-        self._sample(last=True)
+        self._sample()
 
     def by_window(self, dues: list[float], latencies_us: list[int], slow_us: int) -> dict[str, Any]:
         """The windows in which flows were scheduled that took longer than `slow_us`, and the CPU that
         processes outside the benchmark used in them (and in the window before), against the rest."""
         windows = []
-        for (t0, busy0, ours0), (t1, busy1, ours1) in itertools.pairwise(self.samples):
+        for (t0, ours0, others0, busy0), (t1, ours1, others1, busy1) in itertools.pairwise(self.samples):
             span = max(t1 - t0, 1e-6)
-            others = max(0.0, (busy1 - busy0) - (ours1 - ours0)) / span
-            windows.append({"start": t0, "end": t1, "others_cores": others, "busy_cores": (busy1 - busy0) / span,
+            others, ran = (others1 - others0) / span, (ours1 - ours0 + others1 - others0) / span
+            # What the machine counted busy while no process ran: the hypervisor running something else on
+            # our virtual CPUs (or interrupts). /proc/stat counts 10-ms ticks: read it over 3 windows at least.
+            windows.append({"start": t0, "end": t1, "others_cores": others, "busy_cores": ran,
+                            "unaccounted_cores": (busy1 - busy0) / span - ran,
                             "worst_us": 0, "slow": 0, "flows": 0})  # fmt: skip
         starts = [w["start"] for w in windows]
         for due, latency in zip(dues, latencies_us, strict=True):
@@ -711,11 +751,27 @@ class WindowSampler(threading.Thread):
                 w["flows"] += 1
                 w["worst_us"] = max(w["worst_us"], latency)
                 w["slow"] += latency > slow_us
+        # Which flows no burst of others' work can have delayed: the tail the benchmark's own processes make.
+        clear_latencies: list[int] = []
+        for i, w in enumerate(windows):
+            around = windows[max(0, i - 1) : i + 2]
+            w["lost_cores"] = statistics.fmean(v["unaccounted_cores"] for v in around)
+        last_burst = -math.inf
+        for w in windows:
+            if w["others_cores"] + max(0.0, w["lost_cores"]) > self.NAME_OTHERS_OVER_CORES:
+                last_burst = w["end"]
+            w["clear"] = w["start"] - last_burst >= self.CLEAR_OF_OTHERS_S
+        for due, latency in zip(dues, latencies_us, strict=True):
+            i = bisect.bisect_right(starts, due) - 1
+            if 0 <= i < len(windows) and windows[i]["clear"]:
+                clear_latencies.append(latency)
         measured = [w for w in windows if w["flows"]]
         slow = [i for i, w in enumerate(windows) if w["slow"]]
         near = {j for i in slow for j in (i - 1, i) if j >= 0}  # a stall shows in its window or the one before
         others_near = [windows[j]["others_cores"] for j in sorted(near)]
         others_rest = [w["others_cores"] for j, w in enumerate(windows) if j not in near and w["flows"]]
+        lost_near = [windows[j]["lost_cores"] for j in sorted(near)]
+        lost_rest = [w["lost_cores"] for j, w in enumerate(windows) if j not in near and w["flows"]]
         first = measured[0]["start"] if measured else 0.0
         worst = sorted(slow, key=lambda i: -windows[i]["worst_us"])[:8]
 
@@ -728,6 +784,7 @@ class WindowSampler(threading.Thread):
                 "others_cores": round(w["others_cores"], 2),
                 "others_cores_window_before": round(windows[i - 1]["others_cores"], 2) if i else None,
                 "busy_cores": round(w["busy_cores"], 2),
+                "lost_cores": round(w["lost_cores"], 2),
             }
 
         return {
@@ -738,12 +795,17 @@ class WindowSampler(threading.Thread):
             "slow_flows": sum(w["slow"] for w in windows),
             "others_cores_near_slow_windows": statistics.fmean(others_near) if others_near else None,
             "others_cores_elsewhere": statistics.fmean(others_rest) if others_rest else None,
+            # The machine's busy time that no process in it ran (/proc/stat against every thread's run time),
+            # averaged over each window and its neighbours: time the host took from our virtual CPUs.
+            "lost_cores_near_slow_windows": statistics.fmean(lost_near) if lost_near else None,
+            "lost_cores_elsewhere": statistics.fmean(lost_rest) if lost_rest else None,
             "worst_windows": [described(i) for i in worst],
-            # CPU seconds of processes outside the benchmark, by name, read when they used more than
-            # NAME_OTHERS_OVER_CORES in a window (each counted since the previous such reading, or the start).
-            "others_when_busy_cpu_s": {
-                name: round(cpu, 3) for name, cpu in self.others_by_name.most_common(6) if cpu >= 0.01
-            },
+            "clear_of_others_s": self.CLEAR_OF_OTHERS_S,
+            "latency_clear_of_others": summary_us(clear_latencies),
+            # CPU seconds of processes outside the benchmark, by name: in the windows where they used more than
+            # NAME_OTHERS_OVER_CORES together, and over the whole loop.
+            "others_when_busy_cpu_s": {name: round(cpu, 3) for name, cpu in _most(self.others_by_name) if cpu >= 0.01},
+            "others_in_all_cpu_s": {name: round(cpu, 3) for name, cpu in _most(self.others_in_all) if cpu >= 0.01},
         }
 
 
@@ -1976,19 +2038,33 @@ def print_report(report: dict[str, Any]) -> None:
         say(f"  {bw['slow_flows']:,} flows over {bw['slow_over_us'] / 1000:.0f} ms, scheduled in "
             f"{bw['windows_with_a_slow_flow']} of the {bw['windows']} windows of {bw['window_s'] * 1000:.0f} ms; "
             f"processes outside the benchmark used {_cores(bw['others_cores_near_slow_windows'])} in those "
-            f"windows and the ones before, {_cores(bw['others_cores_elsewhere'])} in the rest")  # fmt: skip
+            f"windows and the ones before, {_cores(bw['others_cores_elsewhere'])} in the rest; the host took "
+            f"{_cores(bw.get('lost_cores_near_slow_windows'))} and {_cores(bw.get('lost_cores_elsewhere'))} "
+            "(busy time no process here ran)")  # fmt: skip
         say(
-            "  the worst windows (from the start of the measured 30 s): "
+            "  the worst windows (from the start of the measured 30 s; cores used by our processes and others, "
+            "others, taken by the host): "
             + "; ".join(
-                f"{w['at_s']:.1f} s: {w['worst_ms']:.0f} ms, others {w['others_cores']:.2f} "
-                f"(before: {w['others_cores_window_before']}) of {w['busy_cores']:.2f} busy"
+                f"{w['at_s']:.1f} s: {w['worst_ms']:.0f} ms, {w['busy_cores']:.2f} used, others "
+                f"{w['others_cores']:.2f} (before: {w['others_cores_window_before']}), "
+                f"host {w.get('lost_cores', 0):.2f}"
                 for w in bw["worst_windows"]
             )
         )
+        clear = bw.get("latency_clear_of_others", {"count": 0})
+        if clear["count"]:
+            say(f"  the {clear['count']:,} flows scheduled at least {bw['clear_of_others_s']:.0f} s after other "
+                f"processes and the host last took over a quarter of a core: p50 {clear['p50_us'] / 1000:.2f} ms, "
+                f"p99 {clear['p99_us'] / 1000:.2f} ms (the tail the benchmark's own processes make)")  # fmt: skip
         if bw["others_when_busy_cpu_s"]:
             say(
                 "  processes outside the benchmark when they used over a quarter of a core, CPU s: "
                 + ", ".join(f"{name} {cpu:.2f}" for name, cpu in bw["others_when_busy_cpu_s"].items())
+            )
+        if bw.get("others_in_all_cpu_s"):
+            say(
+                "  processes outside the benchmark over the whole loop, CPU s: "
+                + ", ".join(f"{name} {cpu:.2f}" for name, cpu in bw["others_in_all_cpu_s"].items())
             )
     if ol["served_per_s"] < OPEN_LOOP_KEPT_UP * ol["rate_per_s"]:
         say("  the server did not keep up with the offered rate during this run (saturation, measured earlier, was "
