@@ -1617,6 +1617,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         try:
             opened = generator.run(open_job, on_measuring=measuring, on_settled=settled)
+            # The loop's own CPU and WAL, before the closed loop below adds its flows' to the counters.
+            opened_cpu = CpuMeter.delta(marks[0], meter.snapshot(), opened["generator_cpu_s"])
+            opened_sides = side_figures(opened["count"])
         finally:
             sampler.stop()
         capacity_after = capacity_now()
@@ -1636,11 +1639,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "latency_from_send": summary_us(opened["service_us"]),
             "wait_for_a_free_connection": summary_us(opened["dispatch_lag_us"]),
             "errors": opened["errors"],
-            "cpu": CpuMeter.per_request(
-                [CpuMeter.delta(marks[0], meter.snapshot(), opened["generator_cpu_s"])], opened["count"]
-            ),
+            "cpu": CpuMeter.per_request([opened_cpu], opened["count"]),
             "by_window": sampler.by_window(opened["due_s"], opened["latencies_us"], int(TARGET_P99_MS * 1000)),
-            **side_figures(opened["count"]),
+            **opened_sides,
             # After the closed loop above: every record of the window has been written by now.
             "from_execution_records": action_turns(database_url, tenant.id, window[0], window[0] + plan.open_s),
             "_latencies_us": opened["latencies_us"],
