@@ -754,7 +754,7 @@ class WindowSampler(threading.Thread):
         # Which flows no burst of others' work can have delayed: the tail the benchmark's own processes make.
         clear_latencies: list[int] = []
         for i, w in enumerate(windows):
-            around = windows[max(0, i - 1) : i + 2]
+            around = windows[max(0, i - 2) : i + 3]  # /proc/stat's ticks: ±0.1 core per CPU in one window
             w["lost_cores"] = statistics.fmean(v["unaccounted_cores"] for v in around)
         last_burst = -math.inf
         for w in windows:
@@ -796,7 +796,7 @@ class WindowSampler(threading.Thread):
             "others_cores_near_slow_windows": statistics.fmean(others_near) if others_near else None,
             "others_cores_elsewhere": statistics.fmean(others_rest) if others_rest else None,
             # The machine's busy time that no process in it ran (/proc/stat against every thread's run time),
-            # averaged over each window and its neighbours: time the host took from our virtual CPUs.
+            # averaged over each window and two on either side: time the host took from our virtual CPUs.
             "lost_cores_near_slow_windows": statistics.fmean(lost_near) if lost_near else None,
             "lost_cores_elsewhere": statistics.fmean(lost_rest) if lost_rest else None,
             "worst_windows": [described(i) for i in worst],
@@ -2053,7 +2053,10 @@ def print_report(report: dict[str, Any]) -> None:
             )
         )
         clear = bw.get("latency_clear_of_others", {"count": 0})
-        if clear["count"]:
+        if clear["count"] < 0.1 * ol["latency_from_schedule"]["count"]:
+            say(f"  fewer than a tenth of the flows were scheduled {bw.get('clear_of_others_s', 2):.0f} s or more "
+                "after other processes and the host last took over a quarter of a core")  # fmt: skip
+        else:
             say(f"  the {clear['count']:,} flows scheduled at least {bw['clear_of_others_s']:.0f} s after other "
                 f"processes and the host last took over a quarter of a core: p50 {clear['p50_us'] / 1000:.2f} ms, "
                 f"p99 {clear['p99_us'] / 1000:.2f} ms (the tail the benchmark's own processes make)")  # fmt: skip
