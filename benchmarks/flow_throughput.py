@@ -2043,8 +2043,8 @@ def print_report(report: dict[str, Any]) -> None:
             f"{_cores(bw.get('lost_cores_near_slow_windows'))} and {_cores(bw.get('lost_cores_elsewhere'))} "
             "(busy time no process here ran)")  # fmt: skip
         say(
-            "  the worst windows (from the start of the measured 30 s; cores used by our processes and others, "
-            "others, taken by the host): "
+            f"  the worst windows (from the start of the measured {ol['seconds']:.0f} s; cores used by our processes "
+            "and others, others, taken by the host): "
             + "; ".join(
                 f"{w['at_s']:.1f} s: {w['worst_ms']:.0f} ms, {w['busy_cores']:.2f} used, others "
                 f"{w['others_cores']:.2f} (before: {w['others_cores_window_before']}), "
