@@ -732,18 +732,28 @@ class WindowSampler(threading.Thread):
         self._sample()
 
     def by_window(self, dues: list[float], latencies_us: list[int], slow_us: int) -> dict[str, Any]:
-        """The windows in which flows were scheduled that took longer than `slow_us`, and the CPU that
-        processes outside the benchmark used in them (and in the window before), against the rest."""
+        """The windows in which flows were scheduled that took longer than `slow_us`, the CPU that processes
+        outside the benchmark and the host took in them (and in the window before) against the rest, and
+        the latency of the flows scheduled clear of such outside work."""
         windows = []
         for (t0, ours0, others0, busy0), (t1, ours1, others1, busy1) in itertools.pairwise(self.samples):
             span = max(t1 - t0, 1e-6)
             others, ran = (others1 - others0) / span, (ours1 - ours0 + others1 - others0) / span
             # What the machine counted busy while no process ran: the hypervisor running something else on
-            # our virtual CPUs (or interrupts). /proc/stat counts 10-ms ticks: read it over 3 windows at least.
+            # our virtual CPUs (or interrupts). /proc/stat counts 10-ms ticks: read over several windows below.
             windows.append({"start": t0, "end": t1, "others_cores": others, "busy_cores": ran,
                             "unaccounted_cores": (busy1 - busy0) / span - ran,
                             "worst_us": 0, "slow": 0, "flows": 0})  # fmt: skip
+        # Which windows no burst of outside work can have delayed: what the benchmark's own processes make.
+        last_burst = -math.inf
+        for i, w in enumerate(windows):
+            around = windows[max(0, i - 2) : i + 3]  # /proc/stat's ticks: ±0.1 core per CPU in one window
+            w["lost_cores"] = statistics.fmean(v["unaccounted_cores"] for v in around)
+            if w["others_cores"] + max(0.0, w["lost_cores"]) > self.NAME_OTHERS_OVER_CORES:
+                last_burst = w["end"]
+            w["clear"] = w["start"] - last_burst >= self.CLEAR_OF_OTHERS_S
         starts = [w["start"] for w in windows]
+        clear_latencies: list[int] = []
         for due, latency in zip(dues, latencies_us, strict=True):
             i = bisect.bisect_right(starts, due) - 1
             if 0 <= i < len(windows):
@@ -751,20 +761,8 @@ class WindowSampler(threading.Thread):
                 w["flows"] += 1
                 w["worst_us"] = max(w["worst_us"], latency)
                 w["slow"] += latency > slow_us
-        # Which flows no burst of others' work can have delayed: the tail the benchmark's own processes make.
-        clear_latencies: list[int] = []
-        for i, w in enumerate(windows):
-            around = windows[max(0, i - 2) : i + 3]  # /proc/stat's ticks: ±0.1 core per CPU in one window
-            w["lost_cores"] = statistics.fmean(v["unaccounted_cores"] for v in around)
-        last_burst = -math.inf
-        for w in windows:
-            if w["others_cores"] + max(0.0, w["lost_cores"]) > self.NAME_OTHERS_OVER_CORES:
-                last_burst = w["end"]
-            w["clear"] = w["start"] - last_burst >= self.CLEAR_OF_OTHERS_S
-        for due, latency in zip(dues, latencies_us, strict=True):
-            i = bisect.bisect_right(starts, due) - 1
-            if 0 <= i < len(windows) and windows[i]["clear"]:
-                clear_latencies.append(latency)
+                if w["clear"]:
+                    clear_latencies.append(latency)
         measured = [w for w in windows if w["flows"]]
         slow = [i for i, w in enumerate(windows) if w["slow"]]
         near = {j for i in slow for j in (i - 1, i) if j >= 0}  # a stall shows in its window or the one before
