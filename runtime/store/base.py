@@ -436,9 +436,19 @@ class Repository:
 
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[Conn]:
-        """A connection for one statement, atomic on its own (autocommit): one round trip, for hot paths."""
+        """A connection for one statement, atomic on its own (autocommit): one round trip, for hot paths.
+
+        Taken and given back without the pool's context manager, whose connection block would commit
+        (nothing, in autocommit) through psycopg's generators: about 10 µs of the event loop per statement.
+        The pool still looks at what comes back: a broken connection is replaced, an open transaction
+        rolled back."""
         try:
-            async with self.pool.connection() as conn:
-                yield conn
+            conn = await self.pool.getconn()
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"the database failed: {type(exc).__name__}") from None
+        try:
+            yield conn
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"the database failed: {type(exc).__name__}") from None
+        finally:
+            await self.pool.putconn(conn)

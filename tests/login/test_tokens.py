@@ -348,6 +348,11 @@ def test_custom_claims_stop_at_100_kb() -> None:
     assert custom_claims(exact) == (exact, [])
     assert custom_claims({"k": "v" * (MAX_CUSTOM_CLAIMS_BYTES - overhead + 1)}) == ({}, ["k"])
     assert custom_claims({"k": "é" * 20_000})[0] == {}  # measured as the token writes it (\u00e9: 6 bytes)
+    # Small sets too: what the token cannot carry is dropped, null is kept.
+    assert custom_claims({"n": float("nan"), "i": float("inf"), "z": None}) == ({"z": None}, ["n", "i"])
+    assert custom_claims({"k": "é" * 17_100, "s": "ok"}) == ({"s": "ok"}, ["k"])  # 34 KB of UTF-8, over 100 KiB escaped
+    fits = {"k": "é" * 17_000, "s": "ok"}  # 102,000 bytes escaped: within 100 KiB
+    assert custom_claims(fits) == (fits, [])
 
 
 def test_tokens_carry_only_the_allowed_custom_claims(keys: Keys) -> None:
