@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from runtime import jsontext
 from runtime.jsontext import dumps, loads
 from runtime.store import Store
 
@@ -138,3 +139,29 @@ def test_a_lone_surrogate_in_the_text_itself_is_read_as_the_standard_library_rea
 
 def test_reading_without_parse_constant_takes_nan_as_the_standard_library_does() -> None:
     assert _typed(loads("[NaN, Infinity, -Infinity]")) == _typed(json.loads("[NaN, Infinity, -Infinity]"))
+
+
+def test_a_frozen_value_is_written_as_it_was_when_frozen() -> None:
+    event = {"user": {"app_metadata": {"plan": "free"}}, "n": 1}
+    frozen = jsontext.frozen(event)
+    event["user"]["app_metadata"]["plan"] = "gold"  # an action's change, after the flow started
+    event["n"] = 2
+    written = jsontext.dumps({"event": frozen, "status": "completed"})
+    assert json.loads(written) == {"event": {"user": {"app_metadata": {"plan": "free"}}, "n": 1}, "status": "completed"}
+
+
+def test_a_frozen_value_in_a_document_the_standard_library_writes() -> None:
+    """Another part of the document needs the standard library (an integer past 64 bits): the frozen value
+    is written in it all the same."""
+    frozen = jsontext.frozen({"name": "zoë", "list": [1, 2.5, None]})
+    text = jsontext.dumps({"event": frozen, "big": 2**70})
+    assert isinstance(text, str)
+    assert json.loads(text) == {"event": {"name": "zoë", "list": [1, 2.5, None]}, "big": 2**70}
+
+
+def test_a_value_orjson_cannot_write_is_frozen_as_a_copy() -> None:
+    event = {"big": 2**70, "inner": {"a": 1}}
+    frozen = jsontext.frozen(event)
+    event["inner"]["a"] = 2
+    assert frozen == {"big": 2**70, "inner": {"a": 1}}
+    assert json.loads(jsontext.dumps({"event": frozen})) == {"event": {"big": 2**70, "inner": {"a": 1}}}

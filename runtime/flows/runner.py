@@ -35,9 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgpack
-
-from runtime import metrics
+from runtime import jsontext, metrics
 from runtime.flows.outcome import Outcome, apply_commands, iso_now, plain_fields
 from runtime.flows.redirects import RedirectRefused, checked_target, with_query
 from runtime.limits import TenantLimits
@@ -82,8 +80,9 @@ class FlowState:
     transaction_id: str | None = None
     # How many of outcome.methods the session already holds.
     methods_saved: int = 0
-    # The event as the flow started, for its execution record (written at the first stop, then dropped).
-    start_event: dict[str, Any] | None = None
+    # The event as the flow started (jsontext.frozen), for its execution record (written at the first stop,
+    # then dropped).
+    start_event: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return plain_fields(self)
@@ -149,7 +148,7 @@ class FlowRunner:
             authentication = event.setdefault("authentication", {})
             authentication["methods"] = [*authentication.get("methods", []), *head.session.methods]
         state = FlowState(
-            start_event=msgpack.unpackb(msgpack.packb(event)),  # a copy: the actions' changes come later
+            start_event=jsontext.frozen(event),  # as it is now: the actions' changes come later
             tenant_id=tenant_id,
             tenant_name=head.tenant_name,
             steps=head.steps,

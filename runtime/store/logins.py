@@ -391,7 +391,7 @@ class Logins(Repository):
 
     async def record_execution(
         self, conn: Writer, tenant_id: str, *, execution_id: str | None, trigger_id: str, status: str,
-        results: list[dict[str, Any]], event: dict[str, Any] | None = None,
+        results: list[dict[str, Any]], event: Any = None,
     ) -> str:  # fmt: skip
         """Insert the flow's execution record (with the event it started with), or update it when the
         flow resumed; returns its id. In a :meth:`writes` block, a new record is deferred: if the flow
