@@ -6,15 +6,20 @@ never see each other's rows.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from runtime.store import embedded
+from runtime.store.base import Conn
 
 
 def _server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -68,3 +73,23 @@ def new_database(server_url: str) -> Iterator[object]:
 def database_url(new_database: object) -> str:
     """The session's main database (empty at first; the API's lifespan migrates it)."""
     return new_database()  # type: ignore[operator]
+
+
+def with_pool(
+    url: str, scenario: Callable[[AsyncConnectionPool[Conn]], Awaitable[Any]], *, max_size: int = 2, **pool_args: Any
+) -> Any:
+    """`scenario(pool)`, run to its end on a pool of connections as the store makes them (autocommit, rows as
+    dicts); the pool is closed after."""
+
+    async def main() -> Any:
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            url, connection_class=Conn, min_size=1, max_size=max_size, open=False,
+            kwargs={"autocommit": True, "row_factory": dict_row}, **pool_args,
+        )  # fmt: skip
+        await pool.open(wait=True)
+        try:
+            return await scenario(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(main())

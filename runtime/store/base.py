@@ -48,13 +48,20 @@ class RowsInsert:
     def __repr__(self) -> str:
         return f"RowsInsert({self.sql[:60]!r}...)"
 
+    async def execute(self, conn: Writer, rows: list[Any]) -> None:
+        """Insert `rows` (dicts) with one statement."""
+        await conn.execute(self.sql, (Json(rows),))
 
-async def execute(conn: Conn, query: Any, params: Any) -> None:
-    """Run one statement of a unit of writes; a :class:`RowsInsert` with `params`, a list of rows."""
+
+async def _run(conn: Conn, query: Any, rows: list[Any]) -> None:
+    """A statement with its parameters for one row or more: a :class:`RowsInsert`'s rows as one statement, one
+    row as a statement, several as an ``executemany``."""
     if isinstance(query, RowsInsert):
-        await conn.execute(query.sql, (Json(params),))
+        await query.execute(conn, rows)
+    elif len(rows) == 1:
+        await conn.execute(query, rows[0])
     else:
-        await conn.execute(query, params)
+        await conn.cursor().executemany(query, rows)
 
 
 class Writes:
@@ -183,17 +190,11 @@ async def _commit_together(pool: AsyncConnectionPool[Conn], units: list[Statemen
     runs = _merged(units)
     async with pool.connection() as conn:
         if len(runs) == 1 and (isinstance(runs[0][0], RowsInsert) or len(runs[0][1]) == 1):
-            ((query, rows),) = runs
-            await execute(conn, query, rows if isinstance(query, RowsInsert) else rows[0])
+            await _run(conn, *runs[0])  # alone: autocommit, one statement
             return
         async with conn.pipeline(), conn.transaction():
             for query, rows in runs:
-                if isinstance(query, RowsInsert):
-                    await execute(conn, query, rows)
-                elif len(rows) == 1:
-                    await conn.execute(query, rows[0])
-                else:
-                    await conn.cursor().executemany(query, rows)
+                await _run(conn, query, rows)
 
 
 def _merged(units: list[Statements]) -> list[tuple[Any, list[Any]]]:
@@ -415,7 +416,7 @@ class Repository:
         context = self.statement() if len(statements) == 1 else self.batch()
         async with context as conn:
             for query, params in statements:
-                await execute(conn, query, [params] if isinstance(query, RowsInsert) else params)
+                await _run(conn, query, [params])
 
     async def delete_in_batches(self, query: str, params: dict[str, Any] | None = None) -> int:
         """Run `query`, a DELETE of at most ``%(batch)s`` rows, until a run deletes fewer; how many went."""

@@ -413,7 +413,7 @@ class Logins(Repository):
         if isinstance(conn, Writes):
             conn.defer(_RECORD_INSERT, row)  # written behind the answer unless the login commits something else
         else:
-            await conn.execute(_RECORD_INSERT.sql, (Json([row]),))
+            await _RECORD_INSERT.execute(conn, [row])
         return str(eid)
 
     async def count_login(self, conn: Writer, tenant_id: str, user_id: str) -> None:

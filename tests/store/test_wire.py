@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from runtime.store.base import Conn
 from runtime.store.wire import JsonStatement
+from tests.fix_db import with_pool
 
 ECHO = JsonStatement(
     "SELECT json_build_object('t', %(t)s::text, 'u', %(u)s::uuid, 'b', encode(%(b)s::bytea, 'hex'),"
@@ -22,21 +21,6 @@ ECHO = JsonStatement(
     {"t": "text", "u": "uuid", "b": "bytea", "i": "interval"},
 )
 ROWS = JsonStatement("SELECT to_json(n) FROM generate_series(1, %(n)s::text::int) n WHERE n > 1", {"n": "text"})
-
-
-def run(url: str, scenario: Callable[[AsyncConnectionPool[Conn]], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-            url, connection_class=Conn, min_size=1, max_size=1, open=False,
-            kwargs={"autocommit": True, "row_factory": dict_row},
-        )  # fmt: skip
-        await pool.open(wait=True)
-        try:
-            return await scenario(pool)
-        finally:
-            await pool.close()
-
-    return asyncio.run(main())
 
 
 def test_parameters_go_in_binary_and_the_json_answer_comes_back(new_database: Any) -> None:
@@ -56,7 +40,7 @@ def test_parameters_go_in_binary_and_the_json_answer_comes_back(new_database: An
             one = await ROWS.fetch(conn, {"n": "2"})
         return [first, second, none, one]
 
-    first, second, none, one = run(new_database(), scenario)
+    first, second, none, one = with_pool(new_database(), scenario, max_size=1)
     expected = {"t": "zoë ✓ 🎉 'quoted' \\ back", "u": str(key), "b": "0001ff", "i": "3 days 00:00:05"}
     assert {k: first[k] for k in expected} == expected
     assert first["twice"] == expected["t"] * 2
@@ -75,7 +59,7 @@ def test_a_nul_in_a_text_is_refused_not_cut_and_the_connection_goes_on(new_datab
                 await ECHO.fetch(conn, {"t": "a\x00b", "u": uuid.uuid4(), "b": b"", "i": timedelta()})
             return await ECHO.fetch(conn, {"t": "after", "u": uuid.uuid4(), "b": b"", "i": timedelta()})
 
-    assert run(new_database(), scenario)["t"] == "after"
+    assert with_pool(new_database(), scenario, max_size=1)["t"] == "after"
 
 
 def test_a_database_error_raises_its_class_and_the_connection_stays_usable(new_database: Any) -> None:
@@ -88,7 +72,7 @@ def test_a_database_error_raises_its_class_and_the_connection_stays_usable(new_d
             status = conn.pgconn.transaction_status
             return [await divide.fetch(conn, {"n": "1"}), status]
 
-    answer, status = run(new_database(), scenario)
+    answer, status = with_pool(new_database(), scenario, max_size=1)
     assert answer == 1
     assert status == psycopg.pq.TransactionStatus.IDLE
 
@@ -101,7 +85,7 @@ def test_a_statement_dropped_on_the_server_is_prepared_again(new_database: Any) 
             after = await ROWS.fetch(conn, {"n": "3"})
         return [before, after]
 
-    assert run(new_database(), scenario) == [2, 2]
+    assert with_pool(new_database(), scenario, max_size=1) == [2, 2]
 
 
 def test_a_cancelled_exchange_closes_its_connection_and_the_pool_replaces_it(new_database: Any) -> None:
@@ -119,7 +103,7 @@ def test_a_cancelled_exchange_closes_its_connection_and_the_pool_replaces_it(new
             replaced = fresh is not conn
         return [closed, replaced, answer]
 
-    assert run(new_database(), scenario) == [True, True, 2]  # the first row's value
+    assert with_pool(new_database(), scenario, max_size=1) == [True, True, 2]  # the first row's value
 
 
 def test_a_parameter_larger_than_the_socket_takes_at_once_is_sent_whole(new_database: Any) -> None:
@@ -130,4 +114,4 @@ def test_a_parameter_larger_than_the_socket_takes_at_once_is_sent_whole(new_data
         async with pool.connection() as conn:
             return await length.fetch(conn, {"t": text})
 
-    assert run(new_database(), scenario) == len(text)
+    assert with_pool(new_database(), scenario, max_size=1) == len(text)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from runtime.store.base import Conn, WriteBehind
-from tests.fix_db import allow_connections
+from tests.fix_db import allow_connections, with_pool
 
 INSERT = "INSERT INTO notes VALUES (%s)"
 
@@ -34,21 +32,6 @@ def notes(url: str) -> list[int]:
         return [r[0] for r in conn.execute("SELECT id FROM notes ORDER BY id").fetchall()]
 
 
-def run(url: str, scenario: Callable[[AsyncConnectionPool[Conn]], Awaitable[Any]], **pool_args: Any) -> Any:
-    async def main() -> Any:
-        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-            url, connection_class=Conn, min_size=1, max_size=2, open=False,
-            kwargs={"autocommit": True, "row_factory": dict_row}, **pool_args,
-        )  # fmt: skip
-        await pool.open(wait=True)
-        try:
-            return await scenario(pool)
-        finally:
-            await pool.close()
-
-    return asyncio.run(main())
-
-
 def test_units_wait_for_the_delay_then_go_as_one_batch(new_database: Any) -> None:
     url = with_notes(new_database)
 
@@ -64,7 +47,7 @@ def test_units_wait_for_the_delay_then_go_as_one_batch(new_database: Any) -> Non
             await asyncio.sleep(0.05)
         return before, await asyncio.to_thread(notes, url), behind.batches, behind.waiting
 
-    before, after, batches, waiting = run(url, scenario)
+    before, after, batches, waiting = with_pool(url, scenario)
     assert before == []
     assert after == list(range(20))
     assert (batches, waiting) == (1, 0)
@@ -86,7 +69,7 @@ def test_settle_writes_at_once_and_a_full_batch_does_not_wait(new_database: Any)
         await behind.settle()  # a reader: what this process wrote is in before it reads
         return full, await asyncio.to_thread(notes, url)
 
-    full, settled = run(url, scenario)
+    full, settled = with_pool(url, scenario)
     assert full == [0, 1, 2, 3, 4]
     assert settled == [0, 1, 2, 3, 4, 5]
 
@@ -106,7 +89,7 @@ def test_a_refused_unit_is_dropped_alone_and_logged_without_its_data(
         return behind.dropped
 
     with caplog.at_level(logging.ERROR, logger="runtime.store.base"):
-        dropped = run(url, scenario)
+        dropped = with_pool(url, scenario)
     assert dropped == 2
     assert notes(url) == [1, 2, 3, 5]  # a unit is all or nothing: 4 went with its bad second statement
     messages = [r.getMessage() for r in caplog.records]
@@ -129,7 +112,7 @@ def test_more_than_max_waiting_drops_the_oldest_and_says_so(
         return behind.dropped
 
     with caplog.at_level(logging.ERROR, logger="runtime.store.base"):
-        assert run(url, scenario) == 3
+        assert with_pool(url, scenario) == 3
     assert notes(url) == [3, 4, 5]
     # Said once, not once per drop: while the database is away, every login would drop one.
     assert caplog.messages == ["1 note dropped unwritten: more than 3 were waiting for the database (1 dropped in all)"]
@@ -144,7 +127,7 @@ def test_close_writes_what_is_waiting(new_database: Any) -> None:
             behind.add(note(n))
         await behind.close()
 
-    run(url, scenario)
+    with_pool(url, scenario)
     assert notes(url) == [0, 1, 2]
 
 
@@ -176,7 +159,7 @@ def test_units_wait_while_the_database_is_away_and_are_written_when_it_is_back(
         return waiting_while_away, behind.written, behind.dropped
 
     with caplog.at_level(logging.INFO, logger="runtime.store.base"):
-        waiting_while_away, written, dropped = run(url, scenario, timeout=1.0)
+        waiting_while_away, written, dropped = with_pool(url, scenario, timeout=1.0)
     assert waiting_while_away == 3
     assert (written, dropped) == (4, 0)
     assert notes(url) == [0, 1, 2, 3]
