@@ -97,14 +97,15 @@ class Endpoint:
     status: int = 200
     query: tuple[str, ...] = field(default=())
 
-    def route(self) -> Route:
-        async def endpoint(request: Request) -> Response:
-            try:
-                services: Services = request.app.state.services
-                principal = await authenticate(request, services, self.audience)
-                body = await read_model(request, self.body) if self.body is not None else None
-                return await self.handler(Call(request, principal, services, body))
-            except Exception as exc:  # every failure becomes one JSON error (errors.py)
-                return await handle_exception(request, exc)
+    async def answer(self, request: Request) -> Response:
+        """The response to `request`: the handler's, or the JSON error for whatever failed (errors.py)."""
+        try:
+            services: Services = request.app.state.services
+            principal = await authenticate(request, services, self.audience)
+            body = await read_model(request, self.body) if self.body is not None else None
+            return await self.handler(Call(request, principal, services, body))
+        except Exception as exc:  # every failure becomes one JSON error
+            return await handle_exception(request, exc)
 
-        return Route(self.path, endpoint, methods=[self.method], name=f"{self.method} {self.path}")
+    def route(self) -> Route:
+        return Route(self.path, self.answer, methods=[self.method], name=f"{self.method} {self.path}")

@@ -273,3 +273,16 @@ def test_a_nul_in_a_login_url_or_form_is_refused_not_a_crash(api: TestClient, te
         path = f"/t/{tenant.name}/login" if "email" in form else f"/t/{tenant.name}/continue"
         reply = strict.post(path, data=form)
         assert reply.status_code == 400 and "<title>Login failed</title>" in reply.text, path
+
+
+def test_routes_answered_from_the_table_check_and_fail_as_the_router_did(api: TestClient, tenant: TenantClient) -> None:
+    """The API's routes without path parameters skip Starlette's router (runtime/api/app.py): the key and the
+    body are still checked, errors are the same JSON, and another method still gets the router's 405."""
+    missing = api.post("/api/v2/flows/post-login", json={})
+    assert missing.status_code == 401 and missing.json()["errorCode"] == "missing_key"
+    broken = tenant.client.post("/api/v2/flows/post-login", headers=tenant.headers, content=b"{not json")
+    assert broken.status_code == 400 and broken.json()["errorCode"] == "invalid_body"
+    other = tenant.client.get("/api/v2/flows/post-login", headers=tenant.headers)
+    assert other.status_code == 405 and other.json()["errorCode"] == "method_not_allowed"
+    listed = tenant.get("/api/v2/actions/actions")
+    assert listed.status_code == 200 and listed.headers["content-type"] == "application/json"
