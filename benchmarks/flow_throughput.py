@@ -1577,13 +1577,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         progress.next(f": {rate:,.0f} flows/s on a fixed schedule for {plan.open_s:.0f} s (after 2 s of warm-up), "
                       f"between two closed loops at {best['concurrency']} in flight")  # fmt: skip
 
-        def capacity_now() -> float:
-            """What the machine gives now: a short closed loop at the saturation's concurrency, flows/s."""
-            per_s: float = merge([closed(with_session, best["concurrency"], plan.level_s, completed)],
-                                 best["concurrency"])["per_s"]  # fmt: skip
-            return per_s
+        def capacity_now() -> dict[str, Any]:
+            """What the machine gives now: a short closed loop at the saturation's concurrency (flows/s, and
+            the CPU per flow, which says how much of the open loop's cost is the machine's speed of the moment)."""
+            level = merge([closed(with_session, best["concurrency"], plan.level_s, completed)], best["concurrency"])
+            return {"per_s": level["per_s"], "cpu": level["cpu"]}
 
-        capacity_before = capacity_now()
+        around_before = capacity_now()
+        capacity_before: float = around_before["per_s"]
         marks: list[CpuSnapshot] = []
         open_job = {"kind": "open", "port": port, "requests": with_session, "rate": rate, "warmup_s": 2.0,
                     "seconds": plan.open_s, "connections": OPEN_LOOP_CONNECTIONS, "expect": completed}  # fmt: skip
@@ -1620,13 +1621,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             opened_sides = side_figures(opened["count"])
         finally:
             sampler.stop()
-        capacity_after = capacity_now()
+        around_after = capacity_now()
+        capacity_after: float = around_after["per_s"]
         open_loop = {
             "rate_per_s": rate,
             # The closed loop at the saturation's concurrency just before and just after: the machine's
             # speed drifts, and the open loop's rate is a share of what it gave earlier.
             "capacity_just_before_per_s": capacity_before,
             "capacity_just_after_per_s": capacity_after,
+            "closed_loops_around": {"just_before": around_before, "just_after": around_after},
             "served_per_s": opened["served_per_s"],
             "drain_s": opened["drain_s"],
             "seconds": plan.open_s,
@@ -2122,13 +2125,23 @@ def print_report(report: dict[str, Any]) -> None:
         f"p50 {light['p50_us'] / 1000:.2f} ms, p99 {light['p99_us'] / 1000:.2f} ms")  # fmt: skip
     loads = [(f"{LIGHT_FRACTION:.0%} load", report["light_open_loop"]["cpu"]),
              (f"{LOAD_FRACTION:.0%} load", report["open_loop"]["cpu"]), ("saturation", cpu)]  # fmt: skip
+    # The closed loops at the saturation's concurrency just before and after the 80% loop: what a flow cost
+    # then at the saturation's concurrency, so that the machine's drift and the open loop's own premium part.
+    around = report["open_loop"].get("closed_loops_around")
+    if around:
+        loads += [("closed loop just before", around["just_before"]["cpu"]),
+                  ("just after", around["just_after"]["cpu"])]  # fmt: skip
     say("  CPU per flow by load, µs (" + "; ".join(f"{name}: machine {c['machine_busy_cores']:.2f} busy"
                                                 for name, c in loads) + "):")  # fmt: skip
     for key in [k for k in CPU_PARTS if k != "rest_of_machine"]:
         say(f"    {key.replace('_', ' '):40} " + "".join(f"{c[key + '_us']:9,.0f}" for _, c in loads))
     totals = [sum(c[f"{k}_us"] for k in CPU_PARTS if k != "rest_of_machine") for _, c in loads]
-    say(f"    {'in all':40} " + "".join(f"{t:9,.0f}" for t in totals)
-        + f"   ({totals[0] / totals[2]:.2f} and {totals[1] / totals[2]:.2f} times saturation's)")  # fmt: skip
+    ratios = f"{totals[0] / totals[2]:.2f} and {totals[1] / totals[2]:.2f} times saturation's"
+    if around:
+        ratios += (
+            f"; the {LOAD_FRACTION:.0%} loop {2 * totals[1] / (totals[3] + totals[4]):.2f} times the closed loops'"
+        )
+    say(f"    {'in all':40} " + "".join(f"{t:9,.0f}" for t in totals) + f"   ({ratios})")
     say("  context switches per flow by load: waited + preempted (the core taken while it could run on)")
     for key in SWITCH_PARTS:
         cells = [f"{c[key + '_waits_per_flow']:.1f}+{c[key + '_preemptions_per_flow']:.1f}" for _, c in loads]
