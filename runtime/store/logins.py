@@ -146,11 +146,11 @@ _SESSION_NO_FLUSH_WAIT = (
     " 'commit_mode', set_config('synchronous_commit', 'off', true))"
 )
 
-_FLOW_HEAD_STATEMENT = JsonStatement(_FLOW_HEAD, {"trigger": "text", "tenant": "uuid"})
+_FLOW_HEAD_STATEMENT = JsonStatement(_FLOW_HEAD, {"trigger": str, "tenant": uuid.UUID})
 _FLOW_HEAD_WITH_SESSION = JsonStatement(
     _EXTERNAL_SESSION + _FLOW_HEAD.replace(_NO_SESSION, _SESSION_NO_FLUSH_WAIT),
-    {"trigger": "text", "tenant": "uuid", "id": "uuid", "h": "bytea", "u": "text", "life": "interval",
-     "idle": "interval", "touch": "interval"},
+    {"trigger": str, "tenant": uuid.UUID, "id": uuid.UUID, "h": bytes, "u": str, "life": timedelta,
+     "idle": timedelta, "touch": timedelta},
 )  # fmt: skip
 
 

@@ -21,15 +21,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-import struct
-import uuid
 import weakref
 from collections.abc import Callable, Mapping
-from datetime import timedelta
 from typing import Any
 
 import psycopg
 from psycopg import errors, pq
+from psycopg.adapt import PyFormat
 
 from runtime import jsontext
 
@@ -37,27 +35,6 @@ __all__ = ["JsonStatement"]
 
 _PARAMETER = re.compile(r"%\((\w+)\)s")
 
-
-def _interval(value: timedelta) -> bytes:
-    # PostgreSQL's binary interval: microseconds, days, months (as psycopg writes a timedelta).
-    return struct.pack("!qii", value.seconds * 1_000_000 + value.microseconds, value.days, 0)
-
-
-def _uuid(value: uuid.UUID) -> bytes:
-    return value.bytes
-
-
-def _text(value: str) -> bytes:
-    return value.encode()
-
-
-# A parameter type: its OID and its binary form.
-_TYPES: dict[str, tuple[int, Callable[[Any], bytes]]] = {
-    "text": (25, _text),
-    "uuid": (2950, _uuid),
-    "bytea": (17, bytes),
-    "interval": (1186, _interval),
-}
 
 # Prepared statements are named per process; a name is never reused for another text.
 _NAMES = itertools.count()
@@ -70,10 +47,10 @@ class JsonStatement:
     """A statement whose answer is one ``json`` value (one row, one column; None when no row comes back).
 
     `sql` names its parameters as psycopg does, ``%(name)s``; `types` gives each
-    one's type (``text``, ``uuid``, ``bytea`` or ``interval``).
+    one's Python type, whose binary form and PostgreSQL type psycopg's own adapters give.
     """
 
-    def __init__(self, sql: str, types: Mapping[str, str]) -> None:
+    def __init__(self, sql: str, types: Mapping[str, type]) -> None:
         names: list[str] = []
 
         def number(match: re.Match[str]) -> str:
@@ -87,8 +64,9 @@ class JsonStatement:
         unknown = set(names) - set(types)
         if unknown:
             raise ValueError(f"no type given for the parameters {sorted(unknown)}")
-        self._oids = [_TYPES[types[name]][0] for name in names]
-        self._dumps = [(name, _TYPES[types[name]][1]) for name in names]
+        dumpers = [psycopg.adapters.get_dumper(types[name], PyFormat.BINARY)(types[name]) for name in names]
+        self._oids = [dumper.oid for dumper in dumpers]
+        self._dumps = [(name, dumper.dump) for name, dumper in zip(names, dumpers, strict=True)]
         self._formats = [pq.Format.BINARY] * len(names)
         self.name = f"tollgate_{next(_NAMES)}".encode()
         self._prepared_on: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()

@@ -18,9 +18,9 @@ from tests.fix_db import with_pool
 ECHO = JsonStatement(
     "SELECT json_build_object('t', %(t)s::text, 'u', %(u)s::uuid, 'b', encode(%(b)s::bytea, 'hex'),"
     " 'i', %(i)s::interval::text, 'twice', %(t)s::text || %(t)s::text)",
-    {"t": "text", "u": "uuid", "b": "bytea", "i": "interval"},
+    {"t": str, "u": uuid.UUID, "b": bytes, "i": timedelta},
 )
-ROWS = JsonStatement("SELECT to_json(n) FROM generate_series(1, %(n)s::text::int) n WHERE n > 1", {"n": "text"})
+ROWS = JsonStatement("SELECT to_json(n) FROM generate_series(1, %(n)s::text::int) n WHERE n > 1", {"n": str})
 
 
 def test_parameters_go_in_binary_and_the_json_answer_comes_back(new_database: Any) -> None:
@@ -63,7 +63,7 @@ def test_a_nul_in_a_text_is_refused_not_cut_and_the_connection_goes_on(new_datab
 
 
 def test_a_database_error_raises_its_class_and_the_connection_stays_usable(new_database: Any) -> None:
-    divide = JsonStatement("SELECT to_json(1 / %(n)s::text::int)", {"n": "text"})
+    divide = JsonStatement("SELECT to_json(1 / %(n)s::text::int)", {"n": str})
 
     async def scenario(pool: AsyncConnectionPool[Conn]) -> list[Any]:
         async with pool.connection() as conn:
@@ -91,7 +91,7 @@ def test_a_statement_dropped_on_the_server_is_prepared_again(new_database: Any) 
 def test_a_cancelled_exchange_closes_its_connection_and_the_pool_replaces_it(new_database: Any) -> None:
     """Cancelled while the statement runs: the connection, with a statement still in flight, is closed
     rather than handed out again; the next statement gets a new one and its answer."""
-    slow = JsonStatement("SELECT to_json(pg_sleep(%(s)s::text::float))", {"s": "text"})
+    slow = JsonStatement("SELECT to_json(pg_sleep(%(s)s::text::float))", {"s": str})
 
     async def scenario(pool: AsyncConnectionPool[Conn]) -> list[Any]:
         async with pool.connection() as conn:
@@ -107,7 +107,7 @@ def test_a_cancelled_exchange_closes_its_connection_and_the_pool_replaces_it(new
 
 
 def test_a_parameter_larger_than_the_socket_takes_at_once_is_sent_whole(new_database: Any) -> None:
-    length = JsonStatement("SELECT to_json(length(%(t)s::text))", {"t": "text"})
+    length = JsonStatement("SELECT to_json(length(%(t)s::text))", {"t": str})
     text = "x" * (16 * 1024 * 1024)
 
     async def scenario(pool: AsyncConnectionPool[Conn]) -> Any:
